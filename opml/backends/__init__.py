@@ -1,0 +1,1 @@
+"""Storage backends: where metadata, artifacts and processes live."""

@@ -1,0 +1,1 @@
+"""The embedded local backend: a SQLite metadata file and an artifact folder."""
