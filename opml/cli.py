@@ -73,8 +73,9 @@ def workspace(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--port", default=DASHBOARD_PORT, show_default=True, help="Port the dashboard listens on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 serves other machines.")
 @click.option("--no-sample", is_flag=True, help="Do not register the bundled sample into an empty workspace.")
-def dashboard(port: int, no_sample: bool) -> None:
+def dashboard(port: int, host: str, no_sample: bool) -> None:
     """Start the dashboard; an empty workspace gets the bundled Bank Marketing sample first."""
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.is_file():
@@ -87,7 +88,9 @@ def dashboard(port: int, no_sample: bool) -> None:
 
     # The dashboard must open the same workspace, wherever streamlit runs from.
     os.environ["OPML_HOME"] = str(ws.home)
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port)]
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host
+    ]
     os.chdir(app.parent)
     os.execv(sys.executable, command)
 

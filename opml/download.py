@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from opml.errors import OpmlError
 
@@ -102,20 +103,31 @@ def _stream(
                         raise OpmlError(_too_large_message(url, received, max_bytes))
                     if time.monotonic() > deadline:
                         raise OpmlError(
-                            f"Timed out after {timeout_s:g} s downloading {url} "
-                            f"({received:,} bytes received); raise the timeout or use a faster source."
+                            f"Timed out after {timeout_s:g} s downloading {url} ({received:,} bytes received); "
+                            "raise OPML_DOWNLOAD_TIMEOUT_S or use a faster source."
                         )
                     digest.update(chunk)
                     output.write(chunk)
                     if progress is not None:
                         progress(received, total)
-        except requests.Timeout as error:
-            raise OpmlError(f"Timed out after {timeout_s:g} s downloading {url}; try again or raise the timeout.") from error
         except requests.RequestException as error:
+            if _is_read_timeout(error):
+                raise OpmlError(
+                    f"Timed out after {timeout_s:g} s waiting for data from {url} ({received:,} bytes received); "
+                    "try again or raise OPML_DOWNLOAD_TIMEOUT_S."
+                ) from error
             raise OpmlError(f"Download of {url} failed after {received:,} bytes: {error}") from error
 
     log.info("Downloaded %s (%d bytes)", url, received)
     return DownloadedFile(sha256=digest.hexdigest(), size_bytes=received)
+
+
+def _is_read_timeout(error: requests.RequestException) -> bool:
+    # While streaming the body, requests reports a read timeout as a
+    # ConnectionError that wraps urllib3's ReadTimeoutError.
+    if isinstance(error, requests.Timeout):
+        return True
+    return bool(error.args) and isinstance(error.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
 def _content_length(response: requests.Response) -> int | None:

@@ -48,12 +48,13 @@ def read_table(path: Path, label: str) -> Table:
 
 def _read_parquet(path: Path, label: str) -> Table:
     try:
-        arrow_table = pq.read_table(path)
+        # Duplicate names make read_table fail with an obscure message, so
+        # the schema is checked on its own first.
+        _reject_duplicate_columns(pq.read_schema(path).names, label)
+        frame = pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError) as error:
         raise OpmlError(f"{label} is not a readable Parquet file: {error}") from error
 
-    _reject_duplicate_columns(arrow_table.column_names, label)
-    frame = arrow_table.to_pandas()
     _reject_too_small(frame, label)
     return Table(frame=frame, source_format="parquet", delimiter=None)
 

@@ -1,0 +1,110 @@
+"""Shared fixtures: a temporary workspace, the sample file and a loopback HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import opml
+
+SAMPLE_SHA256 = "720ae6ebc7117640741907d2fe9823b1f19bbf50598f992fe1442489f7ac169f"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> opml.Workspace:
+    """A fresh workspace, also set as OPML_HOME for code that opens its own."""
+    home = tmp_path / "workspace"
+    monkeypatch.setenv("OPML_HOME", str(home))
+    return opml.connect(home)
+
+
+@pytest.fixture(scope="session")
+def sample_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uncompressed Bank Marketing CSV, as its public URL serves it."""
+    folder = tmp_path_factory.mktemp("sample")
+    path = folder / "bankmarketing_train.csv"
+    packaged = resources.files("opml.sample_data").joinpath("bankmarketing_train.csv.gz")
+    with packaged.open("rb") as compressed:
+        path.write_bytes(gzip.decompress(compressed.read()))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class FileServer:
+    """A static file server on 127.0.0.1 with a few paths that misbehave on purpose."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.slow_seconds = 5.0
+        handler = self._handler_class()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(server.root), **kwargs)
+
+            def do_GET(self):
+                if self.path.startswith("/status/"):
+                    self.send_error(int(self.path.rsplit("/", 1)[1]))
+                    return
+                if self.path == "/slow.csv":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/csv")
+                    self.end_headers()
+                    self.wfile.write(b"a,b\n")
+                    self.wfile.flush()
+                    time.sleep(server.slow_seconds)
+                    self.wfile.write(b"1,2\n")
+                    return
+                if self.path == "/unsized.csv":
+                    # No Content-Length: the size limit must hold while streaming.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/csv")
+                    self.end_headers()
+                    self.wfile.write(b"a,b\n" + b"1,2\n" * 300_000)
+                    return
+                super().do_GET()
+
+            def log_message(self, format, *args):
+                pass
+
+        return Handler
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server(tmp_path: Path, sample_csv: Path) -> Iterator[FileServer]:
+    """Serves the sample CSV (and whatever a test writes to its root) on loopback."""
+    root = tmp_path / "served"
+    root.mkdir()
+    (root / sample_csv.name).write_bytes(sample_csv.read_bytes())
+    with FileServer(root) as server:
+        yield server

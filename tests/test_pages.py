@@ -1,0 +1,137 @@
+"""The dashboard pages under Streamlit's AppTest, on a real temporary workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import opml
+from tests.conftest import FileServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 60
+
+
+def open_page(path: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT_S)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    parts = [element.value for element in (*app.markdown, *app.caption, *app.success, *app.info, *app.error)]
+    return "\n".join(str(part) for part in parts)
+
+
+def metric_values(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def test_home_shows_empty_workspace(workspace: opml.Workspace) -> None:
+    app = open_page("app.py")
+
+    assert app.title[0].value == "opml"
+    assert str(workspace.home) in texts(app)
+    assert metric_values(app) == {"Datasets": "0", "Runs": "—", "Models": "—", "Deployments": "—"}
+    assert "not available yet" in texts(app)
+    assert "Nothing has happened" in texts(app)
+
+
+def test_home_counts_and_activity(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_sample()
+
+    app = open_page("app.py")
+
+    assert metric_values(app)["Datasets"] == "1"
+    activity = app.dataframe[0].value
+    assert activity["event"].iloc[0].startswith("Registered dataset bankmarketing:1")
+
+
+def test_datasets_page_registers_sample(workspace: opml.Workspace) -> None:
+    app = open_page("pages/datasets.py")
+    assert "No datasets yet" in texts(app)
+
+    app.button(key="register_sample").click().run()
+
+    assert not app.exception, app.exception
+    assert "Registered bankmarketing:1: 32,950 rows, 21 columns." in texts(app)
+    assert app.selectbox(key="dataset_name").value == "bankmarketing"
+    assert metric_values(app)["Rows"] == "32,950"
+    assert metric_values(app)["Columns"] == "21"
+    listing, profile_table, preview_table = app.dataframe
+    assert listing.value["name"].tolist() == ["bankmarketing"]
+    profile = profile_table.value
+    assert len(profile) == 21
+    assert profile.set_index("column").loc["age", "min"] == 17
+    assert len(app.get("vega_lite_chart")) == 21
+    assert len(preview_table.value) == 50
+    assert workspace.datasets.get("bankmarketing").rows == 32950
+
+
+def test_datasets_page_registers_url(workspace: opml.Workspace, file_server: FileServer) -> None:
+    app = open_page("pages/datasets.py")
+
+    app.text_input(key="url_name").input("bm-url")
+    app.text_input(key="url").input(file_server.url("bankmarketing_train.csv"))
+    app.button[0].click().run()
+
+    assert not app.exception, app.exception
+    assert "Registered bm-url:1" in texts(app)
+    assert app.selectbox(key="dataset_name").value == "bm-url"
+
+
+def test_datasets_page_shows_url_error(workspace: opml.Workspace, file_server: FileServer) -> None:
+    app = open_page("pages/datasets.py")
+
+    app.text_input(key="url_name").input("broken")
+    app.text_input(key="url").input(file_server.url("status/404"))
+    app.button[0].click().run()
+
+    assert not app.exception, app.exception
+    assert [error.value for error in app.error] == [
+        f"Download of {file_server.url('status/404')} failed with HTTP 404 Not Found; "
+        "check that the address points to the file."
+    ]
+    assert workspace.datasets.list() == []
+
+
+def test_datasets_page_switches_version(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("tiny", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("tiny", b"a,b\n1,2\n3,4\n5,6\n", filename="2.csv")
+    app = open_page("pages/datasets.py")
+    assert metric_values(app)["Rows"] == "3"
+
+    app.selectbox(key="dataset_version").select(1).run()
+
+    assert metric_values(app)["Rows"] == "1"
+
+
+def test_datasets_page_deletes_after_confirmation(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("tiny", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("tiny", b"a,b\n3,4\n", filename="2.csv")
+    app = open_page("pages/datasets.py")
+    assert app.button(key="delete_version").disabled
+
+    app.text_input(key="delete_confirmation").input("tiny:1").run()
+    assert app.button(key="delete_version").disabled
+    app.text_input(key="delete_confirmation").input("tiny:2").run()
+    app.button(key="delete_version").click().run()
+
+    assert not app.exception, app.exception
+    assert "Deleted tiny:2." in texts(app)
+    assert [version.version for version in workspace.datasets.versions("tiny")] == [1]
+    assert app.selectbox(key="dataset_version").value == 1
+
+
+@pytest.mark.parametrize("page", ["app.py", "pages/datasets.py"])
+def test_pages_report_broken_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("OPML_HOME", str(blocker / "ws"))
+
+    app = open_page(page)
+
+    assert "set OPML_HOME to a writable folder" in app.error[0].value
