@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 256 * 1024
 
 ProgressCallback = Callable[[int, int | None], None]
-"""Called with (bytes received so far, total bytes or None when the server does not say)."""
+"""Called with (bytes received so far, total bytes or None without a Content-Length)."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ def _is_read_timeout(error: requests.RequestException) -> bool:
 
 def _content_length(response: requests.Response) -> int | None:
     value = response.headers.get("Content-Length")
-    # A gzip Content-Encoding makes the header count compressed bytes, which
-    # says nothing reliable about the size written to disk.
+    # With a Content-Encoding such as gzip, the header counts compressed
+    # bytes, not the size written to disk.
     if value is None or response.headers.get("Content-Encoding"):
         return None
     try:

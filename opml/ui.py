@@ -48,7 +48,7 @@ def show_flash() -> None:
 
 
 def profile_table(version: DatasetVersion) -> pd.DataFrame:
-    """One row per column: type, missing and distinct counts, statistics or top values."""
+    """Build the profile table: per column the type, missing and distinct counts, statistics or top values."""
     return pd.DataFrame(
         [
             {
@@ -69,7 +69,7 @@ def profile_table(version: DatasetVersion) -> pd.DataFrame:
 
 
 def distribution_chart(column: ColumnProfile, height: int = 180) -> alt.Chart:
-    """A histogram for a numeric column, a bar per frequent value for a categorical one."""
+    """Build a histogram for a numeric column, or a bar per frequent value for a categorical one."""
     if column.kind == "numeric":
         bins = pd.DataFrame([{"start": item.start, "end": item.end, "rows": item.count} for item in column.histogram])
         return (

@@ -56,10 +56,10 @@ def test_show_json_has_profile(tmp_path: Path) -> None:
 
     result = run_opml(tmp_path, "datasets", "show", "bankmarketing:1", "--json")
 
-    shown = json.loads(result.stdout)
-    assert shown["sha256"] == SAMPLE_SHA256
-    assert shown["all_versions"] == [1]
-    assert [column["name"] for column in shown["profile"]["column_profiles"]][-1] == "y"
+    version = json.loads(result.stdout)
+    assert version["sha256"] == SAMPLE_SHA256
+    assert version["all_versions"] == [1]
+    assert [column["name"] for column in version["profile"]["column_profiles"]][-1] == "y"
 
 
 def test_show_text(tmp_path: Path) -> None:

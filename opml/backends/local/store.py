@@ -2,10 +2,10 @@
 
 Each call opens its own connection, so Streamlit's script threads, run
 workers and CLI commands never share one. The file is in WAL mode, so readers
-never block the single writer, and every write transaction starts with
-``BEGIN IMMEDIATE``: a writer waits for the lock up front (up to
-``BUSY_TIMEOUT_S``) instead of failing with "database is locked" when it
-tries to upgrade a read lock.
+never block the single writer. Every write transaction starts with
+``BEGIN IMMEDIATE``, so a writer waits for the lock up front (up to
+``BUSY_TIMEOUT_S``). A deferred transaction would instead fail with
+"database is locked" when it tries to upgrade its read lock.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class MetadataStore:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection for queries; each statement sees committed data."""
+        """Yield a connection for queries, outside any transaction."""
         connection = self._connect()
         try:
             yield connection
