@@ -107,7 +107,9 @@ names = [item.name for item in datasets]
 if st.session_state.get("dataset_name") not in names:
     st.session_state["dataset_name"] = names[0]
 name_column, version_column = st.columns([3, 1])
-name = name_column.selectbox("Dataset", names, key="dataset_name")
+name = name_column.selectbox(
+    "Dataset", names, key="dataset_name", on_change=lambda: st.session_state.pop("dataset_version", None)
+)
 versions = next(item.versions for item in datasets if item.name == name)
 if st.session_state.get("dataset_version") not in versions:
     st.session_state["dataset_version"] = versions[-1]

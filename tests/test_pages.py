@@ -135,3 +135,16 @@ def test_pages_report_broken_workspace(tmp_path: Path, monkeypatch: pytest.Monke
     app = open_page(page)
 
     assert "set OPML_HOME to a writable folder" in app.error[0].value
+
+
+def test_datasets_page_new_dataset_shows_latest(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("alpha", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("beta", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("beta", b"a,b\n1,2\n3,4\n", filename="2.csv")
+    app = open_page("pages/datasets.py")
+    assert app.selectbox(key="dataset_version").value == 1
+
+    app.selectbox(key="dataset_name").select("beta").run()
+
+    assert app.selectbox(key="dataset_version").value == 2
+    assert metric_values(app)["Rows"] == "2"
