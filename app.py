@@ -30,10 +30,11 @@ def home() -> None:
     runs.metric("Runs", NOT_AVAILABLE if summary.runs is None else summary.runs)
     models.metric("Models", NOT_AVAILABLE if summary.models is None else summary.models)
     deployments.metric("Deployments", NOT_AVAILABLE if summary.deployments is None else summary.deployments)
-    if summary.runs is None:
-        st.caption("AutoML runs, models and deployments are not available yet in this version of opml.")
+    if summary.deployments is None:
+        st.caption("Deployments are not available yet in this version of opml.")
 
     st.page_link("pages/datasets.py", label="Browse and register datasets", icon=":material/table:")
+    st.page_link("pages/automl_runs.py", label="Start an AutoML run", icon=":material/model_training:")
 
     st.subheader("Recent activity")
     activity = workspace.recent_activity(limit=15)
@@ -53,6 +54,8 @@ navigation = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
         st.Page("pages/datasets.py", title="Datasets", icon=":material/table:"),
+        st.Page("pages/automl_runs.py", title="AutoML runs", icon=":material/model_training:"),
+        st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
     ]
 )
 navigation.run()

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -218,6 +219,269 @@ def datasets_delete(ref: str, yes: bool) -> None:
         click.confirm(f"Delete dataset version {found.ref} ({found.rows:,} rows)?", abort=True)
     service.delete_version(name, version)
     click.echo(f"Deleted {found.ref}")
+
+
+@cli.group()
+def automl() -> None:
+    """Start AutoML runs."""
+
+
+@automl.command("run")
+@click.option("--dataset", "dataset_ref", required=True, metavar="NAME[:VERSION]", help="Training dataset (latest version unless given).")
+@click.option("--label", required=True, help="Label column name.")
+@click.option("--metric", default="AUC_weighted", show_default=True, help="Primary metric (Azure name).")
+@click.option("--budget", default=120.0, show_default=True, type=float, help="Time budget of the whole run, in seconds.")
+@click.option("--iterations", type=int, help="Maximum number of child runs.")
+@click.option("--cv", "folds", type=int, help="Cross-validation folds (default 5).")
+@click.option("--validation-size", type=float, help="Fraction of rows held out instead of cross-validation.")
+@click.option("--no-early-stopping", is_flag=True, help="Search for the whole budget even when progress stalls.")
+@click.option("--block", "blocked", multiple=True, help="Model to leave out (LightGBM, XGBoostClassifier, RandomForest, ExtremeRandomTrees, LogisticRegression); repeatable.")
+@click.option("--no-ensemble", is_flag=True, help="Do not try a VotingEnsemble.")
+@click.option("--seed", default=0, show_default=True, help="Random seed of folds and search.")
+@click.option("--experiment", default="automl", show_default=True, help="Experiment name to group the run under.")
+@click.option("--wait", is_flag=True, help="Follow progress until the run ends; exit 1 unless it completes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def automl_run(dataset_ref, label, metric, budget, iterations, folds, validation_size, no_early_stopping, blocked, no_ensemble, seed, experiment, wait, as_json) -> None:
+    """Start an AutoML classification run and print its id."""
+    from opml.automl.settings import AutoMLSettings
+
+    name, version = parse_dataset_ref(dataset_ref)
+    if folds is None and validation_size is None:
+        folds = 5
+    settings = AutoMLSettings(
+        label_column_name=label,
+        primary_metric=metric,
+        experiment_timeout_seconds=budget,
+        iterations=iterations,
+        n_cross_validations=folds,
+        validation_size=validation_size,
+        enable_early_stopping=not no_early_stopping,
+        blocked_models=tuple(blocked),
+        enable_voting_ensemble=not no_ensemble,
+        random_seed=seed,
+    )
+    workspace = opml.connect()
+    run = workspace.runs.submit_automl_run(name, settings, version=version, experiment=experiment)
+    if not wait:
+        _print_json(_run_json(run)) if as_json else click.echo(run.id)
+        return
+
+    click.echo(run.id, err=as_json)
+    run = _follow(workspace, run.id)
+    if as_json:
+        _print_json(_run_json(run))
+    if run.status != "Completed":
+        raise OpmlError(f"Run {run.id} {run.status.lower()}: {run.error or 'no reason recorded'}")
+
+
+def _follow(workspace, run_id: str):
+    last_line = ""
+    while True:
+        run = workspace.runs.get(run_id)
+        best = "-" if run.progress.best_metric is None else f"{run.progress.best_metric:.4f}"
+        line = (
+            f"{run.status}: {run.progress.elapsed_s:.0f}/{run.progress.budget_s:.0f} s, "
+            f"{run.progress.child_runs} child runs, best {run.primary_metric} {best}"
+        )
+        if line != last_line:
+            click.echo(line, err=True)
+            last_line = line
+        if not run.is_active:
+            return run
+        time.sleep(2)
+
+
+@cli.group()
+def runs() -> None:
+    """List, inspect, cancel and read the logs of runs."""
+
+
+@runs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def runs_list(as_json: bool) -> None:
+    """List runs, newest first."""
+    items = opml.connect().runs.list()
+    if as_json:
+        _print_json([_run_json(run) for run in items])
+        return
+    if not items:
+        click.echo("No runs. Start one with: opml automl run --dataset bankmarketing --label y --budget 60")
+        return
+    click.echo(f"{'RUN ID':<22}{'STATUS':<11}{'DATASET':<22}{'METRIC':<18}{'BEST':>8}{'CHILDREN':>10}  CREATED (UTC)")
+    for run in items:
+        best = "-" if run.progress.best_metric is None else f"{run.progress.best_metric:.4f}"
+        click.echo(
+            f"{run.id:<22}{run.status:<11}{run.dataset_ref:<22}{run.primary_metric:<18}{best:>8}"
+            f"{run.progress.child_runs:>10}  {run.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its child runs as JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show a run with its child-run leaderboard."""
+    service = opml.connect().runs
+    run = service.get(run_id)
+    children = service.children(run_id)
+    metric = run.primary_metric
+    if as_json:
+        _print_json({**_run_json(run), "child_runs": [_child_json(child) for child in children]})
+        return
+
+    click.echo(f"{run.id}  {run.status}  on {run.dataset_ref}, label {run.settings['label_column_name']}")
+    click.echo(f"  primary metric: {metric}   budget: {run.progress.budget_s:g} s   elapsed: {run.progress.elapsed_s:.0f} s")
+    if run.error:
+        click.echo(f"  error: {run.error}")
+    if run.best_iteration is not None:
+        click.echo(f"  best child run: {run.best_iteration} ({run.result.get('best_algorithm')})")
+    click.echo("")
+    click.echo(f"  {'CHILD':>5}  {'ALGORITHM':<20}{metric:>18}{'accuracy':>10}{'DURATION':>10}  MODEL")
+    for child in sorted(children, key=lambda item: item.metrics[metric], reverse=True):
+        click.echo(
+            f"  {child.iteration:>5}  {child.algorithm:<20}{child.metrics[metric]:>18.4f}"
+            f"{child.metrics['accuracy']:>10.4f}{child.duration_s:>9.1f}s  {'kept' if child.has_model else ''}"
+        )
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+def runs_cancel(run_id: str) -> None:
+    """Cancel a Queued or Running run."""
+    run = opml.connect().runs.cancel(run_id)
+    click.echo(f"Cancel requested for {run.id} (status {run.status})")
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("--tail", type=int, help="Only the last N lines.")
+def runs_logs(run_id: str, tail: int | None) -> None:
+    """Print a run's log."""
+    click.echo(opml.connect().runs.logs(run_id, tail=tail))
+
+
+@cli.group()
+def models() -> None:
+    """Register, list, inspect, download and delete models."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def models_list(as_json: bool) -> None:
+    """List registered model versions."""
+    items = opml.connect().models.list()
+    if as_json:
+        _print_json([_model_json(model, with_details=False) for model in items])
+        return
+    if not items:
+        click.echo("No models. Register one with: opml models register --run RUN_ID --name NAME")
+        return
+    click.echo(f"{'MODEL':<30}{'ALGORITHM':<20}{'PRIMARY METRIC':<34}{'DATASET':<22}  REGISTERED (UTC)")
+    for model in items:
+        metric = f"{model.primary_metric} {model.metrics[model.primary_metric]:.4f}"
+        click.echo(
+            f"{model.ref:<30}{model.algorithm:<20}{metric:<34}{model.dataset_name}:{model.dataset_version:<10}"
+            f"  {model.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@models.command("show")
+@click.argument("ref", metavar="NAME[:VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts, with schema and charts.")
+def models_show(ref: str, as_json: bool) -> None:
+    """Show a model version: metrics, schema and lineage."""
+    from opml.models import parse_model_ref
+
+    name, version = parse_model_ref(ref)
+    model = opml.connect().models.get(name, version)
+    if as_json:
+        _print_json(_model_json(model, with_details=True))
+        return
+    click.echo(f"{model.ref}  {model.algorithm}")
+    click.echo(f"  lineage:      dataset {model.dataset_name}:{model.dataset_version}, run {model.run_id}, child run {model.child_iteration}")
+    click.echo(f"  sha256:       {model.sha256}")
+    click.echo(f"  registered:   {model.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo("  metrics:")
+    for metric, value in model.metrics.items():
+        click.echo(f"    {metric:<36}{value:.4f}")
+    click.echo("  schema:")
+    for feature in model.schema["features"]:
+        detail = (
+            f"{feature['min']:g} to {feature['max']:g}" if feature.get("categories") is None and feature["min"] is not None
+            else ", ".join(feature.get("categories") or [])
+        )
+        click.echo(f"    {feature['name']:<20}{feature['dtype']:<9}{detail}")
+
+
+@models.command("register")
+@click.option("--run", "run_id", required=True, help="Run whose model to register.")
+@click.option("--name", required=True, help="Model name; an existing name gets a new version.")
+@click.option("--child", "iteration", type=int, help="Child run to register instead of the best (it must have kept its model).")
+@click.option("--description", default="", help="What the model is for.")
+@click.option("--json", "as_json", is_flag=True, help="Print the registered model as JSON.")
+def models_register(run_id: str, name: str, iteration: int | None, description: str, as_json: bool) -> None:
+    """Register a run's best model, or a child run's model, under a name."""
+    model = opml.connect().models.register(run_id, name, iteration=iteration, description=description)
+    if as_json:
+        _print_json(_model_json(model, with_details=False))
+        return
+    click.echo(f"Registered {model.ref}: {model.algorithm}, {model.primary_metric} {model.metrics[model.primary_metric]:.4f}")
+
+
+@models.command("download")
+@click.argument("ref", metavar="NAME[:VERSION]")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="File to write the model (joblib) to.")
+def models_download(ref: str, output: str) -> None:
+    """Copy a model file out of the workspace."""
+    import shutil
+
+    from opml.models import parse_model_ref
+
+    name, version = parse_model_ref(ref)
+    source = opml.connect().models.file_path(name, version)
+    shutil.copyfile(source, output)
+    click.echo(f"Wrote {output}")
+
+
+@models.command("delete")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def models_delete(ref: str, yes: bool) -> None:
+    """Delete one model version and its file."""
+    from opml.models import parse_model_ref
+
+    name, version = parse_model_ref(ref)
+    if version is None:
+        raise OpmlError(f"Give the version to delete, as in {name}:1; see opml models list.")
+    service = opml.connect().models
+    model = service.get(name, version)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise OpmlError(f"Refusing to delete {model.ref} without confirmation; add --yes.")
+        click.confirm(f"Delete model {model.ref}?", abort=True)
+    service.delete(name, version)
+    click.echo(f"Deleted {model.ref}")
+
+
+def _run_json(run) -> dict:
+    data = _to_jsonable(run)
+    data["progress"]["fraction"] = run.progress.fraction
+    data["dataset"] = run.dataset_ref
+    return data
+
+
+def _child_json(child) -> dict:
+    data = _to_jsonable(child)
+    del data["charts"]
+    return data
+
+
+def _model_json(model, *, with_details: bool) -> dict:
+    data = {**_to_jsonable(model), "ref": model.ref}
+    if not with_details:
+        for key in ("schema", "charts", "feature_importance"):
+            del data[key]
+    return data
 
 
 def _report_registration(registration: Registration, as_json: bool) -> None:

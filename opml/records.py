@@ -64,3 +64,98 @@ class Activity:
     at: datetime
     kind: str
     message: str
+
+
+RUN_STATUSES = ("Queued", "Running", "Completed", "Failed", "Canceled")
+ACTIVE_STATUSES = ("Queued", "Running")
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One candidate model an AutoML run trained, with metrics on held-out data."""
+
+    run_id: str
+    iteration: int
+    algorithm: str
+    hyperparameters: dict
+    status: str
+    duration_s: float
+    metrics: dict[str, float]
+    charts: dict
+    has_model: bool
+    """True when the run kept this child's refit model, so it can be registered."""
+    feature_importance: list[dict] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    elapsed_s: float
+    budget_s: float
+    child_runs: int
+    best_metric: float | None
+    """The best primary metric among the child runs so far."""
+
+    @property
+    def fraction(self) -> float:
+        return min(self.elapsed_s / self.budget_s, 1.0) if self.budget_s else 0.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """An AutoML run: its settings, status and outcome."""
+
+    id: str
+    experiment: str
+    kind: str
+    status: str
+    dataset_name: str
+    dataset_version: int
+    settings: dict
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    best_iteration: int | None
+    progress: RunProgress
+    result: dict
+    """Facts known once the run completes, such as the label counts."""
+
+    @property
+    def dataset_ref(self) -> str:
+        return f"{self.dataset_name}:{self.dataset_version}"
+
+    @property
+    def primary_metric(self) -> str:
+        return self.settings["primary_metric"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered model version with its lineage, metrics and schema."""
+
+    id: str
+    name: str
+    version: int
+    description: str
+    run_id: str
+    child_iteration: int
+    algorithm: str
+    primary_metric: str
+    dataset_name: str
+    dataset_version: int
+    metrics: dict[str, float]
+    schema: dict
+    charts: dict
+    feature_importance: list[dict]
+    sha256: str
+    """Of the model file."""
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"

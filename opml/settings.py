@@ -11,6 +11,7 @@ from opml.errors import OpmlError
 DEFAULT_HOME = ".opml"
 DEFAULT_MAX_DATASET_MB = 500.0
 DEFAULT_DOWNLOAD_TIMEOUT_S = 300.0
+DEFAULT_MAX_NODES = 1
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Settings:
     """Largest source file a dataset version may have: ``OPML_MAX_DATASET_MB`` (default 500)."""
     download_timeout_s: float
     """Limit on a whole URL download: ``OPML_DOWNLOAD_TIMEOUT_S`` (default 300)."""
+    max_nodes: int = DEFAULT_MAX_NODES
+    """Runs the local compute executes at once: ``OPML_MAX_NODES`` (default 1)."""
 
     @classmethod
     def from_environment(cls, home: str | Path | None = None) -> Settings:
@@ -30,6 +33,7 @@ class Settings:
             home=home_path.expanduser().resolve(),
             max_dataset_bytes=int(max_dataset_mb * 1024 * 1024),
             download_timeout_s=_positive_number("OPML_DOWNLOAD_TIMEOUT_S", DEFAULT_DOWNLOAD_TIMEOUT_S),
+            max_nodes=int(_positive_number("OPML_MAX_NODES", DEFAULT_MAX_NODES)),
         )
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import streamlit as st
 
 import opml
+from opml import charts
 from opml.profiling import ColumnProfile
-from opml.records import DatasetVersion
+from opml.records import ChildRun, DatasetVersion, Run
 
 FLASH_KEY = "flash_message"
 
@@ -96,4 +97,69 @@ def distribution_chart(column: ColumnProfile, height: int = 180) -> alt.Chart:
             y=alt.Y("value:N", sort="-x", title=None),
             tooltip=["value:N", "rows:Q"],
         )
+    )
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    """Build the runs table: one row per run with status, data, best metric and timing."""
+    return pd.DataFrame(
+        [
+            {
+                "run": run.id,
+                "status": run.status,
+                "dataset": run.dataset_ref,
+                "label": run.settings["label_column_name"],
+                "primary metric": run.primary_metric,
+                "best": run.progress.best_metric,
+                "child runs": run.progress.child_runs,
+                "elapsed (s)": round(run.progress.elapsed_s),
+                "created (UTC)": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for run in runs
+        ]
+    )
+
+
+def leaderboard(children: list[ChildRun], primary_metric: str, metric_names: tuple[str, ...]) -> pd.DataFrame:
+    """Build the child-run leaderboard, best primary metric first."""
+    shown = [primary_metric] + [name for name in metric_names if name != primary_metric]
+    rows = [
+        {
+            "child run": child.iteration,
+            "algorithm": child.algorithm,
+            **{name: child.metrics.get(name) for name in shown},
+            "duration (s)": round(child.duration_s, 2),
+            "model kept": child.has_model,
+        }
+        for child in children
+    ]
+    return pd.DataFrame(rows).sort_values(primary_metric, ascending=False)
+
+
+def evaluation_charts(chart_data: dict, importance: list[dict] | None) -> None:
+    """Show the evaluation charts two to a row, then the feature importance when known."""
+    figures = [build(chart_data) for build in charts.ALL_CHARTS]
+    for start in range(0, len(figures), 2):
+        for cell, figure in zip(st.columns(2), figures[start : start + 2]):
+            cell.plotly_chart(figure, width="stretch")
+    if importance:
+        st.plotly_chart(charts.feature_importance(importance), width="stretch")
+    else:
+        st.caption("Feature importance is computed for child runs that kept their model.")
+
+
+def schema_table(schema: dict) -> pd.DataFrame:
+    """Build the input schema table: per feature its type, range or allowed categories."""
+    return pd.DataFrame(
+        [
+            {
+                "feature": feature["name"],
+                "type": feature["dtype"],
+                "min": feature.get("min"),
+                "max": feature.get("max"),
+                "categories": ", ".join(feature.get("categories") or []),
+                "nullable": feature.get("nullable", False),
+            }
+            for feature in schema["features"]
+        ]
     )

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opml.backends.local.activity import recent_activity
+from opml.backends.local.compute import LocalCompute
 from opml.backends.local.datasets import LocalDatasetRepository
+from opml.backends.local.models import LocalModelRepository
+from opml.backends.local.runs import LocalRunRepository
 from opml.backends.local.store import MetadataStore
 from opml.datasets import DatasetService
 from opml.errors import OpmlError
+from opml.models import ModelService
 from opml.records import Activity
+from opml.runs import RunService
 from opml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,13 @@ class Workspace:
         repository.remove_orphans()
         self.datasets = DatasetService(repository, settings)
         self._dataset_repository = repository
+
+        run_repository = LocalRunRepository(self.store, self.artifact_path)
+        self.compute = LocalCompute(self.store, run_repository, self.home, settings.max_nodes)
+        self.runs = RunService(run_repository, self.compute, self.datasets)
+        self._model_repository = LocalModelRepository(self.store, self.artifact_path)
+        self.models = ModelService(self._model_repository, self.runs)
+        self.compute.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)
 
     @property
@@ -61,7 +73,13 @@ class Workspace:
 
     def summary(self) -> WorkspaceSummary:
         datasets, versions = self._dataset_repository.count()
-        return WorkspaceSummary(datasets=datasets, dataset_versions=versions, runs=None, models=None, deployments=None)
+        return WorkspaceSummary(
+            datasets=datasets,
+            dataset_versions=versions,
+            runs=self.runs.repository.count(),
+            models=self._model_repository.count(),
+            deployments=None,
+        )
 
     def recent_activity(self, limit: int = 10) -> list[Activity]:
         return recent_activity(self.store, limit)

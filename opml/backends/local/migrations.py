@@ -58,4 +58,77 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=2,
+        description="AutoML runs, child runs and the model registry",
+        statements=(
+            """
+            CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                experiment TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                dataset_name TEXT NOT NULL,
+                dataset_version INTEGER NOT NULL,
+                settings_json TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT,
+                supervisor_pid INTEGER,
+                supervisor_start INTEGER,
+                worker_pid INTEGER,
+                worker_start INTEGER,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                best_iteration INTEGER,
+                result_json TEXT
+            )
+            """,
+            "CREATE INDEX runs_by_status ON runs (status, created_at)",
+            """
+            CREATE TABLE child_runs (
+                run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                iteration INTEGER NOT NULL,
+                algorithm TEXT NOT NULL,
+                hyperparameters_json TEXT NOT NULL,
+                status TEXT NOT NULL,
+                duration_s REAL NOT NULL,
+                metrics_json TEXT NOT NULL,
+                charts_json TEXT NOT NULL,
+                model_path TEXT,
+                feature_importance_json TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, iteration)
+            )
+            """,
+            """
+            CREATE TABLE model_names (
+                name TEXT PRIMARY KEY,
+                last_version INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE models (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                description TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                child_iteration INTEGER NOT NULL,
+                algorithm TEXT NOT NULL,
+                primary_metric TEXT NOT NULL,
+                dataset_name TEXT NOT NULL,
+                dataset_version INTEGER NOT NULL,
+                metrics_json TEXT NOT NULL,
+                schema_json TEXT NOT NULL,
+                charts_json TEXT NOT NULL,
+                feature_importance_json TEXT NOT NULL,
+                artifact_path TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (name, version)
+            )
+            """,
+        ),
+    ),
 )

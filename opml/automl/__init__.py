@@ -1,0 +1,1 @@
+"""AutoML: the search over candidate models, their metrics and the trained model."""

@@ -1,0 +1,86 @@
+"""Plotly figures of a child run's or model's evaluation charts, from their stored chart data."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+HEIGHT = 320
+
+
+def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    figure.update_layout(
+        title=title,
+        height=HEIGHT,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
+def roc_curve(charts: dict) -> go.Figure:
+    figure = go.Figure()
+    for curve in charts["roc"]:
+        figure.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{curve['class']} (AUC {curve['auc']:.3f})")
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot", "color": "grey"})
+    return _layout(figure, "ROC curve", "false positive rate", "true positive rate")
+
+
+def precision_recall_curve(charts: dict) -> go.Figure:
+    figure = go.Figure()
+    for curve in charts["precision_recall"]:
+        figure.add_scatter(
+            x=curve["recall"],
+            y=curve["precision"],
+            mode="lines",
+            name=f"{curve['class']} (AP {curve['average_precision']:.3f})",
+        )
+    return _layout(figure, "Precision-recall curve", "recall", "precision")
+
+
+def confusion_matrix(charts: dict) -> go.Figure:
+    classes = charts["classes"]
+    counts = charts["confusion_matrix"]
+    figure = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=classes,
+            y=classes,
+            text=[[f"{value:,}" for value in row] for row in counts],
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        )
+    )
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, "Confusion matrix", "predicted class", "true class")
+
+
+def calibration_curve(charts: dict) -> go.Figure:
+    figure = go.Figure()
+    for curve in charts["calibration"]:
+        figure.add_scatter(x=curve["mean_predicted"], y=curve["fraction_positive"], mode="lines+markers", name=curve["class"])
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dot", "color": "grey"})
+    return _layout(figure, "Calibration", "mean predicted probability", "observed fraction")
+
+
+def gains_curve(charts: dict) -> go.Figure:
+    figure = go.Figure()
+    for curve in charts["gains"]:
+        figure.add_scatter(x=curve["fraction"], y=curve["gain"], mode="lines+markers", name=f"gain, {curve['class']}")
+        figure.add_scatter(
+            x=curve["fraction"], y=curve["lift"], mode="lines", name=f"lift, {curve['class']}", yaxis="y2", line={"dash": "dash"}
+        )
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot", "color": "grey"})
+    figure.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": "lift"})
+    return _layout(figure, "Cumulative gains and lift", "fraction of rows, highest scores first", "fraction of class found")
+
+
+def feature_importance(importance: list[dict], top: int = 20) -> go.Figure:
+    shown = importance[:top][::-1]
+    figure = go.Figure(go.Bar(x=[item["importance"] for item in shown], y=[item["feature"] for item in shown], orientation="h"))
+    return _layout(figure, "Permutation feature importance", "drop in primary metric when shuffled", "")
+
+
+ALL_CHARTS = (roc_curve, precision_recall_curve, confusion_matrix, calibration_curve, gains_curve)
