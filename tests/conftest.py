@@ -108,3 +108,34 @@ def file_server(tmp_path: Path, sample_csv: Path) -> Iterator[FileServer]:
     (root / sample_csv.name).write_bytes(sample_csv.read_bytes())
     with FileServer(root) as server:
         yield server
+
+
+SMALL_ROWS = 600
+
+
+def small_sample_csv(sample_csv: Path, rows: int = SMALL_ROWS) -> bytes:
+    """The first ``rows`` rows of the sample, with both label classes present."""
+    import pandas as pd
+
+    frame = pd.read_csv(sample_csv, nrows=rows)
+    return frame.to_csv(index=False).encode()
+
+
+def register_small(workspace: opml.Workspace, sample_csv: Path, name: str = "bm-small") -> None:
+    workspace.datasets.register_from_bytes(name, small_sample_csv(sample_csv), filename="bm-small.csv")
+
+
+@pytest.fixture(scope="module")
+def trained_workspace(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path):
+    """A workspace with one Completed AutoML run on 600 rows, shared by a module's tests."""
+    from opml.automl.settings import AutoMLSettings
+
+    home = tmp_path_factory.mktemp("trained") / "workspace"
+    workspace = opml.connect(home)
+    register_small(workspace, sample_csv)
+    run = workspace.runs.submit_automl_run(
+        "bm-small", AutoMLSettings(label_column_name="y", experiment_timeout_seconds=6, n_cross_validations=3)
+    )
+    finished = workspace.runs.wait(run.id, timeout_s=120)
+    assert finished.status == "Completed", workspace.runs.logs(run.id)
+    return workspace, finished
