@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -32,6 +33,9 @@ def main() -> None:
         _fail(error.message)
     except click.exceptions.Abort:
         _fail("aborted; nothing was changed.")
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "opml"
+        _fail(f"{error.format_message()} Run '{command} --help' for usage.", status=error.exit_code)
     except click.ClickException as error:
         _fail(error.format_message(), status=error.exit_code)
     except KeyboardInterrupt:
@@ -89,8 +93,13 @@ def dashboard(port: int, host: str, no_sample: bool) -> None:
 
     # The dashboard must open the same workspace, wherever streamlit runs from.
     os.environ["OPML_HOME"] = str(ws.home)
+    # Streamlit counts its upload limit in megabytes; it follows OPML_MAX_DATASET_MB.
+    upload_limit_mb = max(1, math.ceil(ws.settings.max_dataset_bytes / 1_000_000))
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port), "--server.address", host
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.port", str(port),
+        "--server.address", host,
+        "--server.maxUploadSize", str(upload_limit_mb),
     ]
     os.chdir(app.parent)
     os.execv(sys.executable, command)
@@ -119,7 +128,7 @@ def datasets_list(as_json: bool) -> None:
         )
         return
     if not items:
-        click.echo("No datasets. Register one with: opml datasets register-sample")
+        click.echo(f"No datasets in the workspace {opml.connect().home}. Register one with: opml datasets register-sample")
         return
     click.echo(f"{'NAME':<24}{'LATEST':>7}{'VERSIONS':>10}{'ROWS':>10}{'COLUMNS':>9}  REGISTERED (UTC)")
     for item in items:
@@ -208,11 +217,11 @@ def datasets_register_sample(name: str, as_json: bool) -> None:
 def datasets_delete(ref: str, yes: bool) -> None:
     """Delete one dataset version and its files."""
     name, version = parse_dataset_ref(ref)
-    if version is None:
-        raise OpmlError(f"Give the version to delete, as in {name}:1; see opml datasets show {name}.")
-
     service = opml.connect().datasets
     found = service.get(name, version)
+    if version is None:
+        raise OpmlError(f"Give the version to delete, as in {found.ref}; see opml datasets show {name}.")
+
     if not yes:
         if not sys.stdin.isatty():
             raise OpmlError(f"Refusing to delete {found.ref} without confirmation; add --yes.")
@@ -451,10 +460,10 @@ def models_delete(ref: str, yes: bool) -> None:
     from opml.models import parse_model_ref
 
     name, version = parse_model_ref(ref)
-    if version is None:
-        raise OpmlError(f"Give the version to delete, as in {name}:1; see opml models list.")
     service = opml.connect().models
     model = service.get(name, version)
+    if version is None:
+        raise OpmlError(f"Give the version to delete, as in {model.ref}; see opml models list.")
     if not yes:
         if not sys.stdin.isatty():
             raise OpmlError(f"Refusing to delete {model.ref} without confirmation; add --yes.")

@@ -41,7 +41,9 @@ SAMPLE_DESCRIPTION = (
 
 
 def validate_dataset_name(name: str) -> str:
-    if not NAME_PATTERN.match(name or ""):
+    if not (name or "").strip():
+        raise OpmlError("Missing dataset name: enter a name such as bankmarketing.")
+    if not NAME_PATTERN.match(name):
         raise OpmlError(
             f"Invalid dataset name {name!r}: use 1 to 100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."

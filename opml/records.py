@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from opml.profiling import DatasetProfile
@@ -28,7 +28,7 @@ class DatasetVersion:
     rows: int
     columns: int
     created_at: datetime
-    profile: DatasetProfile
+    profile: DatasetProfile = field(repr=False)
 
     @property
     def ref(self) -> str:

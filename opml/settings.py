@@ -19,7 +19,7 @@ class Settings:
     home: Path
     """The workspace folder: ``OPML_HOME``, default ``./.opml``."""
     max_dataset_bytes: int
-    """Largest source file a dataset version may have: ``OPML_MAX_DATASET_MB`` (default 500)."""
+    """Largest source file a dataset version may have: ``OPML_MAX_DATASET_MB`` in megabytes of 10^6 bytes (default 500)."""
     download_timeout_s: float
     """Limit on a whole URL download: ``OPML_DOWNLOAD_TIMEOUT_S`` (default 300)."""
     max_nodes: int = DEFAULT_MAX_NODES
@@ -31,7 +31,7 @@ class Settings:
         max_dataset_mb = _positive_number("OPML_MAX_DATASET_MB", DEFAULT_MAX_DATASET_MB)
         return cls(
             home=home_path.expanduser().resolve(),
-            max_dataset_bytes=int(max_dataset_mb * 1024 * 1024),
+            max_dataset_bytes=int(max_dataset_mb * 1_000_000),
             download_timeout_s=_positive_number("OPML_DOWNLOAD_TIMEOUT_S", DEFAULT_DOWNLOAD_TIMEOUT_S),
             max_nodes=int(_positive_number("OPML_MAX_NODES", DEFAULT_MAX_NODES)),
         )

@@ -117,7 +117,7 @@ def _read_text_sample(path: Path, label: str, compression: str | None) -> str:
     if start == "<":
         raise OpmlError(
             f"{label} looks like HTML or XML, not CSV or Parquet; "
-            "if it is a web page, use the direct download address of the file."
+            "if it came from a web page, use the address of the data file itself."
         )
     if start and start in "{[":
         raise OpmlError(f"{label} looks like JSON, not CSV or Parquet; export it as CSV or Parquet.")

@@ -7,6 +7,7 @@ decides anything a service would.
 from __future__ import annotations
 
 import os
+import re
 
 import altair as alt
 import pandas as pd
@@ -18,6 +19,22 @@ from opml.profiling import ColumnProfile
 from opml.records import ChildRun, DatasetVersion, Run
 
 FLASH_KEY = "flash_message"
+
+
+def use_app_navigation() -> None:
+    """Rerun through app.py when Streamlit started this page on its own.
+
+    Streamlit 1.x runs a file of ``pages/`` directly when a browser opens
+    its URL before any session has run app.py; the page then lacks the
+    navigation and page settings app.py declares. Clearing Streamlit's
+    pages-folder flag makes every later run go through app.py's
+    ``st.navigation``, which still selects the requested page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def workspace() -> opml.Workspace:
@@ -48,6 +65,24 @@ def show_flash() -> None:
         st.success(message)
 
 
+def format_bytes(size: int) -> str:
+    """Format a byte count with a decimal unit: 980 B, 12.3 kB, 3.9 MB, 1.2 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def name_from_file(filename: str) -> str:
+    """Derive a dataset name from an uploaded file's name: ``Bank Data (2).csv`` gives ``Bank-Data-2``."""
+    stem = filename.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:100]
+
+
+def _statistic(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
 def profile_table(version: DatasetVersion) -> pd.DataFrame:
     """Build the profile table: per column the type, missing and distinct counts, statistics or top values."""
     return pd.DataFrame(
@@ -58,10 +93,10 @@ def profile_table(version: DatasetVersion) -> pd.DataFrame:
                 "kind": column.kind,
                 "missing": column.missing,
                 "distinct": column.distinct,
-                "min": column.min,
-                "max": column.max,
-                "mean": column.mean,
-                "std": column.std,
+                "min": _statistic(column.min),
+                "max": _statistic(column.max),
+                "mean": _statistic(column.mean),
+                "std": _statistic(column.std),
                 "most frequent": ", ".join(f"{item.value} ({item.count:,})" for item in column.top_values[:3]),
             }
             for column in version.profile.column_profiles
@@ -88,13 +123,13 @@ def distribution_chart(column: ColumnProfile, height: int = 180) -> alt.Chart:
     if column.other_count:
         values.append({"value": "(other values)", "rows": column.other_count})
     counts = pd.DataFrame(values)
-    # Every category gets room for its label; Vega-Lite drops labels that overlap.
+    # Every category gets room for its label; Vega-Lite hides labels that overlap.
     return (
-        alt.Chart(counts, title=column.name, height=max(height, 16 * len(values)))
+        alt.Chart(counts, title=column.name, height=max(height, 20 * len(values)))
         .mark_bar()
         .encode(
             x=alt.X("rows:Q", title="rows"),
-            y=alt.Y("value:N", sort="-x", title=None),
+            y=alt.Y("value:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=120)),
             tooltip=["value:N", "rows:Q"],
         )
     )

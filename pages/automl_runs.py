@@ -8,6 +8,7 @@ from opml.automl.settings import ALGORITHMS, PRIMARY_METRICS, AutoMLSettings
 
 LEADERBOARD_METRICS = ("AUC_weighted", "accuracy", "f1_score_weighted", "average_precision_score_weighted", "log_loss")
 
+ui.use_app_navigation()
 st.title("AutoML runs")
 ui.show_flash()
 

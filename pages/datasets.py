@@ -9,6 +9,7 @@ from opml.datasets import SAMPLE_NAME, SAMPLE_URL
 PREVIEW_ROWS = 50
 CHARTS_PER_ROW = 3
 
+ui.use_app_navigation()
 st.title("Datasets")
 ui.show_flash()
 
@@ -58,12 +59,14 @@ with st.expander("Register a dataset", expanded=not datasets):
 
     with upload_tab:
         upload = st.file_uploader("CSV or Parquet file", type=["csv", "txt", "tsv", "gz", "parquet"], key="upload")
-        upload_name = st.text_input("Name", key="upload_name", help="An existing name gets a new version.")
+        upload_name = st.text_input(
+            "Name", key="upload_name", help="An existing name gets a new version; empty takes the file name."
+        )
         upload_description = st.text_input("Description", key="upload_description")
         if st.button("Register upload", key="register_upload", disabled=upload is None):
             register(
                 service.register_from_bytes,
-                upload_name,
+                upload_name.strip() or ui.name_from_file(upload.name),
                 upload.getvalue(),
                 filename=upload.name,
                 description=upload_description,
@@ -101,10 +104,18 @@ st.dataframe(
     ),
     hide_index=True,
     key="datasets_table",
+    column_config={
+        "rows": st.column_config.NumberColumn(format="localized"),
+        "latest version": st.column_config.NumberColumn(format="plain"),
+    },
 )
 
 names = [item.name for item in datasets]
-if st.session_state.get("dataset_name") not in names:
+previous = st.session_state.get("dataset_name")
+if previous not in names:
+    if previous is not None:
+        st.info(f"Dataset {previous!r} is no longer registered; showing {names[0]!r}.")
+        st.session_state.pop("delete_confirmation", None)
     st.session_state["dataset_name"] = names[0]
 name_column, version_column = st.columns([3, 1])
 name = name_column.selectbox(
@@ -119,7 +130,7 @@ version = service.get(name, version_number)
 rows, columns, size, registered = st.columns(4)
 rows.metric("Rows", f"{version.rows:,}")
 columns.metric("Columns", version.columns)
-size.metric("Source size", f"{version.size_bytes / 1e6:.1f} MB")
+size.metric("Source size", ui.format_bytes(version.size_bytes))
 registered.metric("Registered", version.created_at.strftime("%Y-%m-%d"), help=f"{version.created_at:%H:%M:%S} UTC")
 st.markdown(version.description or "_No description._")
 source_format = version.source_format.upper() + (f", delimiter `{version.delimiter}`" if version.delimiter else "")

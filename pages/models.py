@@ -5,6 +5,7 @@ import streamlit as st
 
 from opml import OpmlError, ui
 
+ui.use_app_navigation()
 st.title("Models")
 ui.show_flash()
 

@@ -183,3 +183,17 @@ def test_usage_errors_exit_two(tmp_path: Path, arguments: list[str]) -> None:
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
+
+
+def test_delete_unknown_dataset_without_version(tmp_path: Path) -> None:
+    result = run_opml(tmp_path, "datasets", "delete", "local", "--yes")
+
+    assert result.returncode == 1
+    assert "Dataset 'local' not found" in result.stderr
+
+
+def test_unknown_command_points_to_help(tmp_path: Path) -> None:
+    result = run_opml(tmp_path, "datasets", "bogus")
+
+    assert result.returncode == 2
+    assert "datasets --help' for usage." in result.stderr

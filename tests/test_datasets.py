@@ -292,7 +292,7 @@ def test_invalid_size_setting_rejected(tmp_path: Path, monkeypatch: pytest.Monke
         opml.connect(tmp_path / "ws")
 
 
-@pytest.mark.parametrize("name", ["", "has space", "-leading", "a:b", "x" * 101, "slash/name"])
+@pytest.mark.parametrize("name", ["has space", "-leading", "a:b", "x" * 101, "slash/name"])
 def test_invalid_name_rejected(workspace: opml.Workspace, name: str) -> None:
     with pytest.raises(opml.OpmlError, match="Invalid dataset name"):
         workspace.datasets.register_from_bytes(name, b"a,b\n1,2\n", filename="ok.csv")
@@ -330,3 +330,9 @@ def test_dataset_ref_parsed(ref: str, expected: tuple) -> None:
 def test_bad_dataset_ref_rejected(ref: str) -> None:
     with pytest.raises(opml.OpmlError, match="Invalid dataset version"):
         parse_dataset_ref(ref)
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_missing_name_rejected(workspace: opml.Workspace, name: str) -> None:
+    with pytest.raises(opml.OpmlError, match="Missing dataset name"):
+        workspace.datasets.register_from_bytes(name, b"a,b\n1,2\n", filename="ok.csv")

@@ -99,7 +99,7 @@ def test_size_limit_from_content_length(
     monkeypatch.setenv("OPML_MAX_DATASET_MB", "1")
     workspace = opml.connect(tmp_path / "ws")
 
-    with pytest.raises(opml.OpmlError, match="3,909,700 bytes > 1,048,576 bytes"):
+    with pytest.raises(opml.OpmlError, match="3,909,700 bytes > 1,000,000 bytes"):
         workspace.datasets.register_from_url("big", file_server.url("bankmarketing_train.csv"))
 
     assert snapshot(workspace) == ([], [], [], [])
@@ -118,7 +118,7 @@ def test_size_limit_while_streaming(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_html_page_rejected(workspace: opml.Workspace, file_server: FileServer) -> None:
     (file_server.root / "page.html").write_text("<html><body>Download here</body></html>")
 
-    with pytest.raises(opml.OpmlError, match="looks like HTML.*direct download address"):
+    with pytest.raises(opml.OpmlError, match="looks like HTML.*address of the data file itself"):
         workspace.datasets.register_from_url("page", file_server.url("page.html"))
 
 

@@ -65,7 +65,8 @@ def test_datasets_page_registers_sample(workspace: opml.Workspace) -> None:
     assert listing.value["name"].tolist() == ["bankmarketing"]
     profile = profile_table.value
     assert len(profile) == 21
-    assert profile.set_index("column").loc["age", "min"] == 17
+    assert profile.set_index("column").loc["age", "min"] == "17"
+    assert profile.set_index("column").loc["job", "min"] == ""
     assert len(app.get("vega_lite_chart")) == 21
     assert len(preview_table.value) == 50
     assert workspace.datasets.get("bankmarketing").rows == 32950
@@ -148,3 +149,16 @@ def test_datasets_page_new_dataset_shows_latest(workspace: opml.Workspace) -> No
 
     assert app.selectbox(key="dataset_version").value == 2
     assert metric_values(app)["Rows"] == "2"
+
+
+def test_datasets_page_notices_removed_dataset(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("alpha", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("beta", b"a,b\n1,2\n", filename="1.csv")
+    app = open_page("pages/datasets.py")
+    app.selectbox(key="dataset_name").select("beta").run()
+
+    workspace.datasets.delete_version("beta", 1)
+    app.run()
+
+    assert "Dataset 'beta' is no longer registered; showing 'alpha'." in texts(app)
+    assert app.selectbox(key="dataset_name").value == "alpha"

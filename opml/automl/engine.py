@@ -1,7 +1,7 @@
 """The AutoML search on FLAML: child runs with held-out metrics, an ensemble, the refit model.
 
-FLAML chooses learners and hyperparameters. A custom metric function sees
-every fold's fitted estimator and its validation rows, so the engine keeps
+FLAML chooses learners and hyperparameters. FLAML passes every fold's fitted
+estimator and validation rows to a custom metric function, so the engine keeps
 each candidate's held-out (out-of-fold) probabilities. Those give the Azure
 metrics and charts of each child run and feed the greedy ensemble selection
 that builds the VotingEnsemble, without refitting anything during the search.
@@ -131,7 +131,7 @@ def train(
     on_child: Callable[[Candidate], None],
     log_file: str | None = None,
 ) -> SearchResult:
-    """Search, ensemble and refit on ``frame``; ``on_child`` sees each child run as it completes."""
+    """Search, ensemble and refit on ``frame``, calling ``on_child`` with each child run as it completes."""
     from flaml import AutoML
 
     started = time.monotonic()

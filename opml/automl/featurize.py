@@ -31,7 +31,7 @@ class FeatureSchema:
 
 @dataclass(frozen=True)
 class ModelSchema:
-    """What a model takes and returns; it drives validation, Swagger, forms and examples."""
+    """The input columns and output classes of a model, which drive validation, Swagger, forms and examples."""
 
     features: list[FeatureSchema]
     label: str

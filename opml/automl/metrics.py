@@ -1,9 +1,10 @@
 """Azure ML's classification metrics and the chart data of a set of predictions.
 
-Names and definitions follow Azure AutoML's classification metrics: the
-``_weighted`` averages weight each class by its support, ``norm_macro_recall``
-rescales macro recall so that random guessing scores 0, and the AUC and
-average precision variants are computed one class against the rest.
+Names and definitions follow Azure AutoML's classification metrics. The
+``_weighted`` averages weight each class by its support. ``norm_macro_recall``
+rescales macro recall so that random guessing scores 0. The AUC and average
+precision variants are computed one class against the rest, for two classes
+too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 def classification_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """Compute every metric of ``CLASSIFICATION_METRICS``.
 
-    ``y`` holds integer class indices 0..k-1 and ``probabilities`` has one
+    ``y`` contains integer class indices 0..k-1 and ``probabilities`` has one
     column per class. Predicted classes are the most probable ones.
     """
     n_classes = probabilities.shape[1]
@@ -80,9 +81,9 @@ def _weighted(per_class: np.ndarray, support: np.ndarray) -> float:
 def chart_data(y: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
     """Return the evaluation charts as plain lists, ready to store as JSON.
 
-    Curves are of the positive class (the second) for two classes, and of
-    each class against the rest otherwise; each is thinned to about
-    ``CURVE_POINTS`` points.
+    With two classes the curves are of the positive class (the second).
+    With more, there is one curve per class against the rest. Each curve is
+    thinned to about ``CURVE_POINTS`` points.
     """
     n_classes = probabilities.shape[1]
     indicator = one_hot(y, n_classes)

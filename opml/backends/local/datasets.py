@@ -200,7 +200,11 @@ class LocalDatasetRepository:
 
         cutoff = time.time() - STALE_STAGING_S
         for folder in self._staging_root.glob("dataset-*"):
-            if folder.stat().st_mtime < cutoff:
+            try:
+                stale = folder.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue  # its registration finished or failed meanwhile
+            if stale:
                 log.warning("Removing stale staging folder %s", folder)
                 _remove_tree(folder)
 
