@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from opml.automl.featurize import as_categorical_strings, build_featurizer, infer_schema
@@ -29,9 +29,9 @@ from opml.automl.settings import ALGORITHMS, VOTING_ENSEMBLE, AutoMLSettings
 
 log = logging.getLogger(__name__)
 
-SEARCH_SHARE = 0.8
+SEARCH_SHARE = 0.85
 """Share of the time budget given to FLAML's search; the rest is for the ensemble, refit and charts."""
-ENSEMBLE_POOL = 10
+ENSEMBLE_POOL = 20
 IMPORTANCE_ROWS = 1000
 ESTIMATOR_ALGORITHMS = {
     "LGBMEstimator": "LightGBM",
@@ -125,112 +125,60 @@ class _FoldCollector:
         self.on_child(candidate)
 
 
+@dataclass
+class _TrainingData:
+    features: pd.DataFrame
+    """The raw feature columns, rows with a missing label dropped."""
+    y: np.ndarray
+    """Labels encoded as class indices."""
+    classes: list
+    featurizer: object
+    featurized: pd.DataFrame
+    """Columns f0, f1, ... of the fitted featurizer's output."""
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(value) for value in self.classes]
+
+
+@dataclass
+class _Validation:
+    rows: np.ndarray
+    """Row positions whose held-out predictions each candidate gets."""
+    folds: int
+    search_rows: np.ndarray
+    flaml_arguments: dict
+
+
 def train(
     frame: pd.DataFrame,
     settings: AutoMLSettings,
     on_child: Callable[[Candidate], None],
-    log_file: str | None = None,
 ) -> SearchResult:
     """Search, ensemble and refit on ``frame``, calling ``on_child`` with each child run as it completes."""
-    from flaml import AutoML
-
     started = time.monotonic()
     label = settings.label_column_name
     frame = frame[frame[label].notna()].reset_index(drop=True)
-    features = frame.drop(columns=[label])
-    encoder = LabelEncoder()
-    y = encoder.fit_transform(frame[label])
-    classes = list(encoder.classes_)
-    class_names = [str(value) for value in classes]
-    n_classes = len(classes)
+    data = _prepare(frame, label)
+    validation = _validation(data, settings)
 
-    featurizer = build_featurizer(features)
-    featurized = pd.DataFrame(np.asarray(featurizer.fit_transform(as_categorical_strings(features)), dtype=float))
-    featurized.columns = [f"f{i}" for i in range(featurized.shape[1])]
-    log.info("Featurized %d rows into %d features", *featurized.shape)
-
-    if settings.n_cross_validations:
-        splitter = StratifiedKFold(n_splits=settings.n_cross_validations, shuffle=True, random_state=settings.random_seed)
-        validation_rows = np.arange(len(featurized))
-        folds = settings.n_cross_validations
-        split = {"eval_method": "cv", "n_splits": folds, "split_type": splitter}
-    else:
-        validation_rows = None
-        folds = 1
-        split = {"eval_method": "holdout", "split_ratio": settings.validation_size, "split_type": "stratified"}
-
-    if validation_rows is None:
-        validation_rows = _holdout_rows(len(featurized), y, settings)
-        split = {"eval_method": "holdout", "X_val": featurized.iloc[validation_rows], "y_val": y[validation_rows]}
-        train_rows = np.setdiff1d(np.arange(len(featurized)), validation_rows)
-        search_X, search_y = featurized.iloc[train_rows], y[train_rows]
-    else:
-        search_X, search_y = featurized, y
-
-    y_validation = y[validation_rows]
-    collector = _FoldCollector(y_validation, n_classes, folds, validation_rows, class_names, settings, on_child)
     search_budget = max(1.0, settings.experiment_timeout_seconds * SEARCH_SHARE - (time.monotonic() - started))
-    automl = AutoML()
-    automl.fit(
-        search_X,
-        search_y,
-        task="classification",
-        metric=collector,
-        time_budget=search_budget,
-        max_iter=settings.iterations,
-        estimator_list=[ALGORITHMS[name] for name in settings.allowed_models],
-        early_stop=settings.enable_early_stopping,
-        seed=settings.random_seed,
-        retrain_full=False,
-        log_file_name=log_file or "",
-        verbose=0,
-        **split,
-    )
-    candidates = collector.candidates
-    if not candidates:
-        raise RuntimeError(
-            f"No child run completed within the search budget of {search_budget:.0f} s; raise the time budget."
-        )
+    candidates = _search(data, validation, settings, search_budget, on_child)
 
+    y_validation = data.y[validation.rows]
     if settings.enable_voting_ensemble:
-        ensemble = select_ensemble(candidates, y_validation, settings, n_classes, class_names)
+        ensemble = select_ensemble(candidates, y_validation, settings, len(data.classes), data.class_names)
         if ensemble is not None:
             candidates.append(ensemble)
             on_child(ensemble)
 
     best = max(candidates, key=lambda candidate: candidate.metrics[settings.primary_metric])
     log.info("Best child run %d (%s)", best.iteration, best.algorithm)
-
-    schema = infer_schema(features, label, classes)
-    kept = [best] + ([] if best.ensemble_weights is None else [candidates[i] for i in best.ensemble_weights])
-    fitted: dict[int, object] = {}
-    models: dict[int, TrainedModel] = {}
-    for candidate in kept:
-        if candidate.ensemble_weights is not None:
-            continue
-        fitted[candidate.iteration] = _refit(candidate, featurized, y, n_classes)
-        models[candidate.iteration] = TrainedModel(
-            algorithm=candidate.algorithm,
-            featurizer=featurizer,
-            members=[EnsembleMember(candidate.algorithm, 1.0, fitted[candidate.iteration])],
-            classes=classes,
-            schema=schema,
-        )
-    if best.ensemble_weights is not None:
-        models[best.iteration] = TrainedModel(
-            algorithm=VOTING_ENSEMBLE,
-            featurizer=featurizer,
-            members=[
-                EnsembleMember(candidates[i].algorithm, weight, fitted[i]) for i, weight in best.ensemble_weights.items()
-            ],
-            classes=classes,
-            schema=schema,
-        )
-
+    models = _refit_kept(best, candidates, data, infer_schema(data.features, label, data.classes))
     importance = {
-        iteration: permutation_importance(model, features, y, settings)
-        for iteration, model in models.items()
+        iteration: permutation_importance(model, data.features, data.y, settings) for iteration, model in models.items()
     }
+
     log.info("Training finished in %.1f s with %d child runs", time.monotonic() - started, len(candidates))
     return SearchResult(
         candidates=candidates,
@@ -239,6 +187,94 @@ def train(
         feature_importance=importance,
         label_counts={str(key): int(value) for key, value in frame[label].value_counts().items()},
     )
+
+
+def _prepare(frame: pd.DataFrame, label: str) -> _TrainingData:
+    features = frame.drop(columns=[label])
+    encoder = LabelEncoder()
+    y = encoder.fit_transform(frame[label])
+    featurizer = build_featurizer(features)
+    featurized = pd.DataFrame(np.asarray(featurizer.fit_transform(as_categorical_strings(features)), dtype=float))
+    featurized.columns = [f"f{i}" for i in range(featurized.shape[1])]
+    log.info("Featurized %d rows into %d features", *featurized.shape)
+    return _TrainingData(features, y, list(encoder.classes_), featurizer, featurized)
+
+
+def _validation(data: _TrainingData, settings: AutoMLSettings) -> _Validation:
+    """Fix the validation rows up front, so every candidate is scored on the same rows."""
+    all_rows = np.arange(len(data.featurized))
+    if settings.n_cross_validations:
+        folds = settings.n_cross_validations
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.random_seed)
+        arguments = {"eval_method": "cv", "n_splits": folds, "split_type": splitter}
+        return _Validation(rows=all_rows, folds=folds, search_rows=all_rows, flaml_arguments=arguments)
+
+    _, held_out = train_test_split(
+        all_rows, test_size=settings.validation_size, stratify=data.y, random_state=settings.random_seed
+    )
+    held_out = np.sort(held_out)
+    arguments = {"eval_method": "holdout", "X_val": data.featurized.iloc[held_out], "y_val": data.y[held_out]}
+    return _Validation(rows=held_out, folds=1, search_rows=np.setdiff1d(all_rows, held_out), flaml_arguments=arguments)
+
+
+def _search(
+    data: _TrainingData,
+    validation: _Validation,
+    settings: AutoMLSettings,
+    budget_s: float,
+    on_child: Callable[[Candidate], None],
+) -> list[Candidate]:
+    from flaml import AutoML
+
+    collector = _FoldCollector(
+        data.y[validation.rows], len(data.classes), validation.folds, validation.rows, data.class_names, settings, on_child
+    )
+    AutoML().fit(
+        data.featurized.iloc[validation.search_rows],
+        data.y[validation.search_rows],
+        task="classification",
+        metric=collector,
+        time_budget=budget_s,
+        max_iter=settings.iterations,
+        estimator_list=[ALGORITHMS[name] for name in settings.allowed_models],
+        early_stop=settings.enable_early_stopping,
+        seed=settings.random_seed,
+        retrain_full=False,
+        verbose=0,
+        **validation.flaml_arguments,
+    )
+    if not collector.candidates:
+        raise RuntimeError(f"No child run completed within the search budget of {budget_s:.0f} s; raise the time budget.")
+    return collector.candidates
+
+
+def _refit_kept(
+    best: Candidate, candidates: list[Candidate], data: _TrainingData, schema
+) -> dict[int, TrainedModel]:
+    """Refit the best child run on all rows, and each member when it is an ensemble."""
+    members = [best] if best.ensemble_weights is None else [candidates[i] for i in best.ensemble_weights]
+    fitted = {member.iteration: _refit(member, data.featurized, data.y, len(data.classes)) for member in members}
+    models = {
+        iteration: TrainedModel(
+            algorithm=candidates[iteration].algorithm,
+            featurizer=data.featurizer,
+            members=[EnsembleMember(candidates[iteration].algorithm, 1.0, estimator)],
+            classes=data.classes,
+            schema=schema,
+        )
+        for iteration, estimator in fitted.items()
+    }
+    if best.ensemble_weights is not None:
+        models[best.iteration] = TrainedModel(
+            algorithm=VOTING_ENSEMBLE,
+            featurizer=data.featurizer,
+            members=[
+                EnsembleMember(candidates[i].algorithm, weight, fitted[i]) for i, weight in best.ensemble_weights.items()
+            ],
+            classes=data.classes,
+            schema=schema,
+        )
+    return models
 
 
 def primary_metric_value(name: str, y: np.ndarray, probabilities: np.ndarray, n_classes: int) -> float:
@@ -333,15 +369,6 @@ def _refit(candidate: Candidate, featurized: pd.DataFrame, y: np.ndarray, n_clas
     estimator = candidate.estimator_class(task=task, **candidate.estimator_params)
     estimator.fit(featurized, y)
     return estimator
-
-
-def _holdout_rows(n_rows: int, y: np.ndarray, settings: AutoMLSettings) -> np.ndarray:
-    from sklearn.model_selection import train_test_split
-
-    _, validation = train_test_split(
-        np.arange(n_rows), test_size=settings.validation_size, stratify=y, random_state=settings.random_seed
-    )
-    return np.sort(validation)
 
 
 def _jsonable(params: dict) -> dict:
