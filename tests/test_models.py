@@ -149,7 +149,7 @@ def test_cli_models_and_runs(trained_workspace, tmp_path) -> None:
     ("arguments", "message"),
     [
         (["models", "show", "ghost"], "Model 'ghost' not found"),
-        (["models", "delete", "ghost"], "Give the version to delete"),
+        (["models", "delete", "ghost"], "Model 'ghost' not found"),
         (["models", "register", "--run", "AutoML_x", "--name", "m"], "Run 'AutoML_x' not found"),
         (["runs", "show", "AutoML_x"], "Run 'AutoML_x' not found"),
         (["runs", "cancel", "AutoML_x"], "Run 'AutoML_x' not found"),
