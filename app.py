@@ -56,6 +56,7 @@ navigation = st.navigation(
         st.Page("pages/datasets.py", title="Datasets", icon=":material/table:"),
         st.Page("pages/automl_runs.py", title="AutoML runs", icon=":material/model_training:"),
         st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
+        st.Page("pages/deployments.py", title="Deployments", icon=":material/cloud_upload:"),
     ]
 )
 navigation.run()

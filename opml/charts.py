@@ -84,3 +84,21 @@ def feature_importance(importance: list[dict], top: int = 20) -> go.Figure:
 
 
 ALL_CHARTS = (roc_curve, precision_recall_curve, confusion_matrix, calibration_curve, gains_curve)
+
+
+def request_rate(summary) -> go.Figure:
+    figure = go.Figure(go.Bar(x=summary["at"], y=summary["requests_per_second"], name="requests/s"))
+    return _layout(figure, "Request rate", "time (UTC)", "requests per second")
+
+
+def latency_percentiles(summary) -> go.Figure:
+    figure = go.Figure()
+    for column, name in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95"), ("latency_p99_ms", "p99")):
+        figure.add_scatter(x=summary["at"], y=summary[column], mode="lines+markers", name=name)
+    return _layout(figure, "Latency percentiles", "time (UTC)", "milliseconds")
+
+
+def error_rate(summary) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=summary["at"], y=summary["error_rate"] * 100, mode="lines+markers", name="errors"))
+    figure.update_yaxes(range=[0, 100])
+    return _layout(figure, "Error rate", "time (UTC)", "% of requests with status ≥ 400")

@@ -52,7 +52,7 @@ def _fail(message: str, status: int = 1) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log what opml does to stderr.")
 def cli(verbose: bool) -> None:
     """Operate datasets and models in the workspace at OPML_HOME (default ./.opml)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
 
 @cli.command()
@@ -470,6 +470,187 @@ def models_delete(ref: str, yes: bool) -> None:
         click.confirm(f"Delete model {model.ref}?", abort=True)
     service.delete(name, version)
     click.echo(f"Deleted {model.ref}")
+
+
+@cli.command()
+@click.option("--model", "model_ref", required=True, metavar="NAME[:VERSION]", help="Registered model (latest version unless given).")
+@click.option("--name", required=True, help="Deployment name: 2 to 32 lowercase letters, digits or '-'.")
+@click.option("--no-auth", is_flag=True, help="Serve without key authentication (anyone who reaches the port can score).")
+@click.option("--port", type=int, help="Port to listen on; a free port when unset.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--workers", default=2, show_default=True, help="Server worker processes.")
+@click.option("--reject-unknown-categories", is_flag=True, help="Answer 422 for category values not seen in training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the deployment as JSON, keys included.")
+def deploy(model_ref, name, no_auth, port, host, workers, reject_unknown_categories, as_json) -> None:
+    """Deploy a registered model as a scoring web service."""
+    from opml.models import parse_model_ref
+
+    model_name, version = parse_model_ref(model_ref)
+    deployment = opml.connect().deployments.deploy(
+        model_name,
+        name,
+        model_version=version,
+        auth_enabled=not no_auth,
+        host=host,
+        port=port,
+        workers=workers,
+        unknown_categories="reject" if reject_unknown_categories else "accept",
+    )
+    if as_json:
+        _print_json(_deployment_json(deployment, with_keys=True))
+    else:
+        _print_deployment(deployment, with_keys=True)
+    if deployment.state != "Healthy":
+        raise OpmlError(f"Deployment {name} is {deployment.state}: {deployment.error}")
+
+
+@cli.group()
+def deployments() -> None:
+    """Operate deployments: list, show, logs, keys, insights, stop, start, restart, delete."""
+
+
+@deployments.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (without keys).")
+def deployments_list(as_json: bool) -> None:
+    """List deployments with their state and scoring URI."""
+    items = opml.connect().deployments.list()
+    if as_json:
+        _print_json([_deployment_json(item, with_keys=False) for item in items])
+        return
+    if not items:
+        click.echo("No deployments. Deploy a model with: opml deploy --model NAME --name SERVICE")
+        return
+    click.echo(f"{'NAME':<26}{'STATE':<15}{'MODEL':<28}{'INSIGHTS':<10}SCORING URI")
+    for item in items:
+        click.echo(
+            f"{item.name:<26}{item.state:<15}{item.model_ref:<28}{'on' if item.insights_enabled else 'off':<10}"
+            f"{item.scoring_uri or '-'}"
+        )
+
+
+@deployments.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts, keys included.")
+def deployments_show(name: str, as_json: bool) -> None:
+    """Show a deployment: state, URIs, keys and model version."""
+    deployment = opml.connect().deployments.get(name)
+    if as_json:
+        _print_json(_deployment_json(deployment, with_keys=True))
+        return
+    _print_deployment(deployment, with_keys=True)
+
+
+@deployments.command("logs")
+@click.argument("name")
+@click.option("--tail", type=int, help="Only the last N lines.")
+def deployments_logs(name: str, tail: int | None) -> None:
+    """Print a deployment's service log."""
+    click.echo(opml.connect().deployments.logs(name, tail=tail))
+
+
+@deployments.command("keys")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def deployments_keys(name: str, as_json: bool) -> None:
+    """Print the primary and secondary keys."""
+    deployment = opml.connect().deployments.get(name)
+    if as_json:
+        _print_json({"primary_key": deployment.primary_key, "secondary_key": deployment.secondary_key})
+        return
+    click.echo(f"primary:   {deployment.primary_key}")
+    click.echo(f"secondary: {deployment.secondary_key}")
+
+
+@deployments.command("regenerate-key")
+@click.argument("name")
+@click.option("--key", "which", type=click.Choice(["primary", "secondary"]), default="primary", show_default=True)
+def deployments_regenerate_key(name: str, which: str) -> None:
+    """Replace a key; the old one stops working at once."""
+    deployment = opml.connect().deployments.regenerate_key(name, which)
+    click.echo(f"{which}: {getattr(deployment, f'{which}_key')}")
+
+
+@deployments.command("insights")
+@click.argument("name")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+@click.option("--samples", is_flag=True, help="Also record input and output samples of each request.")
+def deployments_insights(name: str, switch: str, samples: bool) -> None:
+    """Turn per-request telemetry on or off, without a restart."""
+    deployment = opml.connect().deployments.set_insights(name, switch == "on", samples=samples)
+    detail = " with samples" if deployment.insights_samples else ""
+    click.echo(f"Insights {switch} for {deployment.name}{detail}")
+
+
+def _lifecycle_command(verb: str, help_text: str):
+    @deployments.command(verb, help=help_text)
+    @click.argument("name")
+    def command(name: str) -> None:
+        service = opml.connect().deployments
+        deployment = getattr(service, verb)(name)
+        click.echo(f"{deployment.name}: {deployment.state}" + (f" ({deployment.error})" if deployment.error else ""))
+        if verb != "stop" and deployment.state != "Healthy":
+            raise OpmlError(f"Deployment {name} is {deployment.state}: {deployment.error}")
+
+    return command
+
+
+_lifecycle_command("stop", "Stop the service process; the deployment and its keys stay.")
+_lifecycle_command("start", "Start a stopped or unhealthy deployment.")
+_lifecycle_command("restart", "Restart the service process.")
+
+
+@deployments.command("update")
+@click.argument("name")
+@click.option("--model", "model_ref", required=True, metavar="NAME[:VERSION]", help="Model version to serve instead.")
+def deployments_update(name: str, model_ref: str) -> None:
+    """Serve another model version on the same port."""
+    from opml.models import parse_model_ref
+
+    model_name, version = parse_model_ref(model_ref)
+    deployment = opml.connect().deployments.update(name, model_version=version, model_name=model_name)
+    click.echo(f"{deployment.name}: {deployment.state}, serving {deployment.model_ref}")
+    if deployment.state != "Healthy":
+        raise OpmlError(f"Deployment {name} is {deployment.state}: {deployment.error}")
+
+
+@deployments.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def deployments_delete(name: str, yes: bool) -> None:
+    """Stop the service and delete the deployment, its keys and telemetry."""
+    service = opml.connect().deployments
+    deployment = service.get(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise OpmlError(f"Refusing to delete deployment {deployment.name} without confirmation; add --yes.")
+        click.confirm(f"Delete deployment {deployment.name}?", abort=True)
+    service.delete(name)
+    click.echo(f"Deleted {deployment.name}")
+
+
+def _print_deployment(deployment, *, with_keys: bool) -> None:
+    click.echo(f"{deployment.name}  {deployment.state}  serving {deployment.model_ref}")
+    if deployment.error:
+        click.echo(f"  error:         {deployment.error}")
+    click.echo(f"  scoring URI:   {deployment.scoring_uri or '-'}")
+    click.echo(f"  swagger URI:   {deployment.swagger_uri or '-'}")
+    click.echo(f"  auth:          {'key' if deployment.auth_enabled else 'off'}")
+    if with_keys and deployment.auth_enabled:
+        click.echo(f"  primary key:   {deployment.primary_key}")
+        click.echo(f"  secondary key: {deployment.secondary_key}")
+    click.echo(f"  insights:      {'on' if deployment.insights_enabled else 'off'}")
+
+
+def _deployment_json(deployment, *, with_keys: bool) -> dict:
+    data = {
+        **_to_jsonable(deployment),
+        "model": deployment.model_ref,
+        "scoring_uri": deployment.scoring_uri,
+        "swagger_uri": deployment.swagger_uri,
+    }
+    if not with_keys:
+        del data["primary_key"], data["secondary_key"]
+    return data
 
 
 def _run_json(run) -> dict:

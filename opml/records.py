@@ -159,3 +159,46 @@ class Model:
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+DEPLOYMENT_STATES = ("Transitioning", "Healthy", "Unhealthy", "Failed", "Stopped")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A scoring web service for one model version."""
+
+    name: str
+    id: str
+    model_name: str
+    model_version: int
+    host: str
+    port: int | None
+    state: str
+    error: str | None
+    pid: int | None
+    started_at: datetime | None
+    auth_enabled: bool
+    primary_key: str = field(repr=False)
+    secondary_key: str = field(repr=False)
+    insights_enabled: bool
+    insights_samples: bool
+    created_at: datetime
+
+    @property
+    def model_ref(self) -> str:
+        return f"{self.model_name}:{self.model_version}"
+
+    @property
+    def base_uri(self) -> str | None:
+        # A server bound to every interface is reached locally through loopback.
+        client_host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return None if self.port is None else f"http://{client_host}:{self.port}"
+
+    @property
+    def scoring_uri(self) -> str | None:
+        return None if self.port is None else f"{self.base_uri}/score"
+
+    @property
+    def swagger_uri(self) -> str | None:
+        return None if self.port is None else f"{self.base_uri}/swagger.json"

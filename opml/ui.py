@@ -198,3 +198,8 @@ def schema_table(schema: dict) -> pd.DataFrame:
             for feature in schema["features"]
         ]
     )
+
+
+def mask(secret: str) -> str:
+    """Show the first four characters of a key and hide the rest."""
+    return secret[:4] + "•" * 12

@@ -9,10 +9,12 @@ from pathlib import Path
 from opml.backends.local.activity import recent_activity
 from opml.backends.local.compute import LocalCompute
 from opml.backends.local.datasets import LocalDatasetRepository
+from opml.backends.local.deployments import LocalDeploymentRepository
 from opml.backends.local.models import LocalModelRepository
 from opml.backends.local.runs import LocalRunRepository
 from opml.backends.local.store import MetadataStore
 from opml.datasets import DatasetService
+from opml.deployments import DeploymentService
 from opml.errors import OpmlError
 from opml.models import ModelService
 from opml.records import Activity
@@ -64,6 +66,8 @@ class Workspace:
         self.runs = RunService(run_repository, self.compute, self.datasets)
         self._model_repository = LocalModelRepository(self.store, self.artifact_path)
         self.models = ModelService(self._model_repository, self.runs)
+        self._deployment_repository = LocalDeploymentRepository(self.store, self.artifact_path)
+        self.deployments = DeploymentService(self._deployment_repository, self.models, self.metadata_path)
         self.compute.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)
 
@@ -78,7 +82,7 @@ class Workspace:
             dataset_versions=versions,
             runs=self.runs.repository.count(),
             models=self._model_repository.count(),
-            deployments=None,
+            deployments=self._deployment_repository.count(),
         )
 
     def recent_activity(self, limit: int = 10) -> list[Activity]:

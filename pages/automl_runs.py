@@ -149,6 +149,24 @@ if run.status == "Completed":
             ui.flash(f"Registered model {model.ref} ({model.algorithm}).")
             st.rerun()
 
+    with st.form("register_and_deploy"):
+        st.markdown("Register the best model and deploy it as a scoring service")
+        deploy_model_name = st.text_input("Model name", value=f"{run.dataset_name}-model", key="deploy_model_name")
+        deployment_name = st.text_input("Deployment name", value=f"{run.dataset_name}-service"[:32], key="run_deployment_name")
+        deploy = st.form_submit_button("Register and deploy")
+    if deploy:
+        try:
+            with st.spinner("Registering and starting the scoring service…"):
+                model = workspace.models.register(run.id, deploy_model_name)
+                deployment = workspace.deployments.deploy(model.name, deployment_name, model_version=model.version)
+        except OpmlError as error:
+            st.error(error.message)
+        else:
+            if deployment.state == "Healthy":
+                ui.flash(f"Deployed {model.ref} as {deployment.name}: {deployment.scoring_uri}")
+                st.rerun()
+            st.error(f"{deployment.name} is {deployment.state}: {deployment.error}")
+
 if child_runs:
     by_iteration = {child.iteration: child for child in child_runs}
     default = run.best_iteration if run.best_iteration is not None else max(

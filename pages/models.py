@@ -54,7 +54,9 @@ if model.description:
     st.markdown(model.description)
 st.caption(f"sha256 `{model.sha256}` · registered {model.created_at:%Y-%m-%d %H:%M:%S} UTC")
 
-metrics_tab, schema_tab, charts_tab, manage_tab = st.tabs(["Metrics", "Schema", "Charts", "Download and delete"])
+metrics_tab, schema_tab, charts_tab, deploy_tab, manage_tab = st.tabs(
+    ["Metrics", "Schema", "Charts", "Deploy", "Download and delete"]
+)
 
 with metrics_tab:
     st.dataframe(
@@ -68,6 +70,23 @@ with schema_tab:
 
 with charts_tab:
     ui.evaluation_charts(model.charts, model.feature_importance)
+
+with deploy_tab:
+    with st.form("deploy_model"):
+        deployment_name = st.text_input("Deployment name", value=f"{model.name}-service"[:32], key="model_deployment_name")
+        deploy = st.form_submit_button(f"Deploy {model.ref}", type="primary")
+    if deploy:
+        try:
+            with st.spinner("Starting the scoring service…"):
+                deployment = workspace.deployments.deploy(model.name, deployment_name, model_version=model.version)
+        except OpmlError as error:
+            st.error(error.message)
+        else:
+            if deployment.state == "Healthy":
+                st.success(f"Deployed {model.ref} as {deployment.name}: {deployment.scoring_uri}")
+                st.page_link("pages/deployments.py", label="Open Deployments", icon=":material/cloud_upload:")
+            else:
+                st.error(f"{deployment.name} is {deployment.state}: {deployment.error}")
 
 with manage_tab:
     path = workspace.models.file_path(model.name, model.version)

@@ -139,3 +139,45 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path
     finished = workspace.runs.wait(run.id, timeout_s=120)
     assert finished.status == "Completed", workspace.runs.logs(run.id)
     return workspace, finished
+
+
+SCORING_EXAMPLE = {
+    "data": [
+        {
+            "age": age,
+            "campaign": 1,
+            "cons.conf.idx": -46.2,
+            "cons.price.idx": 92.893,
+            "contact": "cellular",
+            "day_of_week": "mon",
+            "default": "no",
+            "duration": duration,
+            "education": "university.degree",
+            "emp.var.rate": -1.8,
+            "euribor3m": 1.299,
+            "housing": "yes",
+            "job": "blue-collar",
+            "loan": "yes",
+            "marital": "married",
+            "month": "may",
+            "nr.employed": 5099.1,
+            "pdays": 999,
+            "poutcome": "failure",
+            "previous": 1,
+        }
+        for age, duration in ((17, 971), (87, 471))
+    ]
+}
+"""The two-row request body of the classic Azure ML course client (ages 17 and 87)."""
+
+
+@pytest.fixture(scope="module")
+def deployed(trained_workspace):
+    """The trained workspace's best model, registered and deployed; every deployment is deleted afterwards."""
+    workspace, run = trained_workspace
+    model = workspace.models.register(run.id, "served-model")
+    deployment = workspace.deployments.deploy(model.name, "served", workers=1)
+    assert deployment.state == "Healthy", deployment.error
+    yield workspace, deployment
+    for item in workspace.deployments.list():
+        workspace.deployments.delete(item.name)

@@ -121,3 +121,21 @@ def test_unseen_category_scores(result, small_frame: pd.DataFrame) -> None:
     row["job"] = "astronaut"
 
     assert outcome.models[outcome.best.iteration].predict(row)[0] in {"yes", "no"}
+
+
+def test_compiled_featurizer_matches_sklearn(result, small_frame: pd.DataFrame) -> None:
+    import numpy as np
+
+    from opml.automl.featurize import as_categorical_strings
+
+    model = result[0].models[result[0].best.iteration]
+    features = small_frame.drop(columns=["y"]).head(50).copy()
+    features.loc[0, "job"] = "astronaut"
+    features.loc[1, "age"] = None
+    features.loc[2, "marital"] = None
+
+    compiled = model.compiled_featurizer.transform(features)
+    reference = model.featurizer.transform(as_categorical_strings(features))
+
+    assert model.compiled_featurizer is not None
+    np.testing.assert_allclose(compiled, np.asarray(reference, dtype=float))

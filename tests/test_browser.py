@@ -29,8 +29,8 @@ START_TIMEOUT_S = 60
 pytestmark = pytest.mark.browser
 
 if not CHROMIUM.exists():
-    if os.environ.get("OPML_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"{CHROMIUM} is missing and OPML_REQUIRE_BROWSER=1: install Debian's chromium package.")
+    if os.environ.get("OPML_REQUIRE_TOOLS") == "1":
+        raise RuntimeError(f"{CHROMIUM} is missing and OPML_REQUIRE_TOOLS=1: install Debian's chromium package.")
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
 

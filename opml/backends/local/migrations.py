@@ -131,4 +131,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=3,
+        description="deployments and their request telemetry",
+        statements=(
+            """
+            CREATE TABLE deployments (
+                name TEXT PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                model_name TEXT NOT NULL,
+                model_version INTEGER NOT NULL,
+                host TEXT NOT NULL,
+                port INTEGER,
+                requested_port INTEGER,
+                workers INTEGER NOT NULL,
+                unknown_categories TEXT NOT NULL,
+                state TEXT NOT NULL,
+                error TEXT,
+                pid INTEGER,
+                process_start INTEGER,
+                started_at TEXT,
+                auth_enabled INTEGER NOT NULL,
+                primary_key TEXT NOT NULL,
+                secondary_key TEXT NOT NULL,
+                insights_enabled INTEGER NOT NULL DEFAULT 0,
+                insights_samples INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE requests (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                deployment_id TEXT NOT NULL,
+                at TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                latency_ms REAL NOT NULL,
+                rows INTEGER NOT NULL,
+                payload_bytes INTEGER NOT NULL,
+                model_version INTEGER NOT NULL,
+                input_sample TEXT,
+                output_sample TEXT
+            )
+            """,
+            "CREATE INDEX requests_by_deployment ON requests (deployment_id, at)",
+        ),
+    ),
 )

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -55,3 +56,49 @@ def signal_name(returncode: int) -> str:
         except ValueError:
             return f"signal {-returncode}"
     return f"exit code {returncode}"
+
+
+def group_members(group_id: int) -> list[int]:
+    """Return the live (not zombie) processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == group_id:
+            members.append(int(entry.name))
+    return members
+
+
+def stop_group(group_id: int, timeout_s: float) -> None:
+    """Send SIGTERM to a process group, then SIGKILL to what is left after ``timeout_s``.
+
+    A zombie leader does not count as running; when this process is its
+    parent, it is reaped here.
+    """
+    try:
+        os.killpg(group_id, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(group_id)
+        if not group_members(group_id):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(group_id, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(group_id)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,1 @@
+"""The scoring web service of one deployment: FastAPI on uvicorn, Azure ML's scoring contract."""
