@@ -57,6 +57,7 @@ navigation = st.navigation(
         st.Page("pages/automl_runs.py", title="AutoML runs", icon=":material/model_training:"),
         st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
         st.Page("pages/deployments.py", title="Deployments", icon=":material/cloud_upload:"),
+        st.Page("pages/playground.py", title="Scoring playground", icon=":material/science:"),
     ]
 )
 navigation.run()

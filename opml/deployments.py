@@ -103,6 +103,20 @@ class DeploymentService:
         )
         return self._start(name)
 
+    def reconcile_processes(self) -> None:
+        """Mark deployments whose server process is gone as Unhealthy, without any HTTP call.
+
+        Runs when the workspace is opened; ``list`` and ``get`` also run the
+        health check.
+        """
+        for deployment in self.repository.list():
+            if deployment.state not in ("Healthy", "Transitioning"):
+                continue
+            if not is_alive(deployment.pid, self.repository.server_settings(deployment.name).get("process_start")):
+                error = f"The service process (pid {deployment.pid}) is gone; restart the deployment."
+                self.repository.update(deployment.name, state="Unhealthy", error=error)
+                log.warning("Deployment %s is Unhealthy: %s", deployment.name, error)
+
     def list(self) -> list[Deployment]:
         return [self._reconcile(deployment) for deployment in self.repository.list()]
 
@@ -169,6 +183,17 @@ class DeploymentService:
             insights_samples=int(enabled and samples),
         )
         return self._write_config(name)
+
+    def scoring_target(self, name: str):
+        """Return the deployment as a target for the scoring client, with its primary key and schema."""
+        from opml.scoring import ScoringTarget
+
+        deployment = self.get(name)
+        if deployment.scoring_uri is None:
+            raise OpmlError(f"Deployment {name} has no port yet; start it first.")
+        schema = self._models.get(deployment.model_name, deployment.model_version).schema
+        key = deployment.primary_key if deployment.auth_enabled else None
+        return ScoringTarget(scoring_uri=deployment.scoring_uri, key=key, schema=schema, name=name)
 
     def logs(self, name: str, tail: int | None = None) -> str:
         path = self.repository.log_path(self.get(name))

@@ -68,6 +68,7 @@ class Workspace:
         self.models = ModelService(self._model_repository, self.runs)
         self._deployment_repository = LocalDeploymentRepository(self.store, self.artifact_path)
         self.deployments = DeploymentService(self._deployment_repository, self.models, self.metadata_path)
+        self.deployments.reconcile_processes()
         self.compute.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)
 

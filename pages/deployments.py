@@ -95,10 +95,10 @@ selected = st.selectbox("Deployment", names, key="selected_deployment")
 deployment = next(item for item in deployments if item.name == selected)
 
 st.subheader(deployment.name)
-state, model, auth = st.columns(3)
+state, auth = st.columns(2)
 state.metric("State", deployment.state)
-model.metric("Model", deployment.model_ref)
 auth.metric("Auth", "key" if deployment.auth_enabled else "off")
+st.markdown(f"Serving model `{deployment.model_ref}`")
 if deployment.error:
     st.error(deployment.error)
 

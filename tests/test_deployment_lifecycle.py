@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -202,3 +203,16 @@ def test_cli_bad_input_one_line(workspace: opml.Workspace, arguments: list[str],
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
+
+
+def test_connect_marks_dead_server_unhealthy(workspace: opml.Workspace) -> None:
+    deployment = workspace.deployments.deploy("life", "reopened", workers=1)
+    os.kill(deployment.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(deployment.pid, workspace.deployments.repository.server_settings("reopened")["process_start"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    opml.connect(workspace.home)
+
+    assert workspace.deployments.repository.get("reopened").state == "Unhealthy"
