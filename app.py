@@ -58,6 +58,7 @@ navigation = st.navigation(
         st.Page("pages/models.py", title="Models", icon=":material/deployed_code:"),
         st.Page("pages/deployments.py", title="Deployments", icon=":material/cloud_upload:"),
         st.Page("pages/playground.py", title="Scoring playground", icon=":material/science:"),
+        st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
     ]
 )
 navigation.run()

@@ -102,3 +102,47 @@ def error_rate(summary) -> go.Figure:
     figure = go.Figure(go.Scatter(x=summary["at"], y=summary["error_rate"] * 100, mode="lines+markers", name="errors"))
     figure.update_yaxes(range=[0, 100])
     return _layout(figure, "Error rate", "time (UTC)", "% of requests with status ≥ 400")
+
+
+def latency_histogram(results: list) -> go.Figure:
+    figure = go.Figure()
+    for result in results:
+        figure.add_histogram(x=result.latencies_ms, name=result.tool + " " + result.id[-4:], opacity=0.6, nbinsx=50)
+    figure.update_layout(barmode="overlay")
+    return _layout(figure, "Latency histogram", "latency (ms)", "requests")
+
+
+def latency_cdf(results: list) -> go.Figure:
+    figure = go.Figure()
+    for result in results:
+        ordered = sorted(result.latencies_ms)
+        if ordered:
+            step = max(1, len(ordered) // 500)
+            shown = ordered[::step] + [ordered[-1]]
+            fractions = [min(1.0, (index * step + 1) / len(ordered)) for index in range(len(shown) - 1)] + [1.0]
+            figure.add_scatter(x=shown, y=fractions, mode="lines", name=result.tool + " " + result.id[-4:])
+    return _layout(figure, "Latency CDF", "latency (ms)", "fraction of requests")
+
+
+def latency_over_time(results: list) -> go.Figure:
+    figure = go.Figure()
+    for result in results:
+        figure.add_scatter(
+            x=[point["second"] for point in result.series],
+            y=[point["mean_latency_ms"] for point in result.series],
+            mode="lines+markers",
+            name=result.tool + " " + result.id[-4:],
+        )
+    return _layout(figure, "Latency over time", "second of the test", "mean latency (ms)")
+
+
+def throughput_over_time(results: list) -> go.Figure:
+    figure = go.Figure()
+    for result in results:
+        figure.add_scatter(
+            x=[point["second"] for point in result.series],
+            y=[point["requests_per_second"] for point in result.series],
+            mode="lines+markers",
+            name=result.tool + " " + result.id[-4:],
+        )
+    return _layout(figure, "Throughput over time", "second of the test", "requests per second")

@@ -628,6 +628,125 @@ def deployments_delete(name: str, yes: bool) -> None:
     click.echo(f"Deleted {deployment.name}")
 
 
+@cli.group()
+def benchmark() -> None:
+    """Load-test a deployment or a scoring URI, with opml's generator or Apache Bench."""
+
+
+@benchmark.command("run")
+@click.option("--deployment", help="Deployment to load-test (its primary key and example row are used).")
+@click.option("--uri", help="Any scoring URI instead of a deployment.")
+@click.option("--key", help="Key for --uri.")
+@click.option("--payload", "payload_file", type=click.Path(dir_okay=False), help="JSON request body file.")
+@click.option("--rows-from", "rows_from", metavar="DATASET[:VERSION]", help="Build the body from the first rows of a dataset.")
+@click.option("--rows", default=2, show_default=True, help="Rows per request with --rows-from.")
+@click.option("-n", "--requests", "request_count", type=int, help="Number of requests (default 100 unless --duration).")
+@click.option("--duration", type=float, help="Seconds to keep sending, instead of a number of requests.")
+@click.option("-c", "--concurrency", default=1, show_default=True, help="Requests in flight at once.")
+@click.option("--no-keep-alive", is_flag=True, help="Open a new connection for each request.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds before a request counts as timed out.")
+@click.option("--warmup", default=0, show_default=True, help="Requests sent first and not counted.")
+@click.option("--ab", "use_ab", is_flag=True, help="Also run Apache Bench with the same settings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def benchmark_run(deployment, uri, key, payload_file, rows_from, rows, request_count, duration, concurrency, no_keep_alive, timeout, warmup, use_ab, as_json) -> None:
+    """Run a load test and store its result."""
+    workspace = opml.connect()
+    service = workspace.benchmarks
+    if (deployment is None) == (uri is None):
+        raise OpmlError("Give exactly one of --deployment or --uri to load-test.")
+    payload = None
+    if payload_file:
+        payload = service.payload_from_file(payload_file)
+    elif rows_from:
+        name, version = parse_dataset_ref(rows_from)
+        label = None
+        if deployment:
+            label = workspace.deployments.scoring_target(deployment).schema["label"]
+        payload = service.payload_from_dataset(name, version, rows, drop=label)
+    if request_count is None and duration is None:
+        request_count = 100
+    settings, context = service.settings_for(
+        deployment=deployment,
+        scoring_uri=uri,
+        key=key,
+        payload=payload,
+        requests=request_count,
+        duration_s=duration,
+        concurrency=concurrency,
+        keep_alive=not no_keep_alive,
+        timeout_s=timeout,
+        warmup=warmup,
+    )
+    results = [service.run(settings, context)]
+    if use_ab:
+        results.append(service.run_ab(settings, context))
+    if as_json:
+        _print_json([_benchmark_json(result) for result in results])
+        return
+    for result in results:
+        _print_benchmark(result)
+
+
+@benchmark.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def benchmark_list(as_json: bool) -> None:
+    """List stored benchmark results, newest first."""
+    items = opml.connect().benchmarks.list()
+    if as_json:
+        _print_json([_benchmark_json(item, with_samples=False) for item in items])
+        return
+    if not items:
+        click.echo("No benchmarks. Run one with: opml benchmark run --deployment NAME -n 500 -c 4")
+        return
+    click.echo(f"{'ID':<18}{'TOOL':<6}{'TARGET':<30}{'C':>4}{'REQUESTS/S':>12}{'MEAN MS':>10}{'FAILED':>8}  CREATED (UTC)")
+    for item in items:
+        summary = item.summary
+        click.echo(
+            f"{item.id:<18}{item.tool:<6}{(item.deployment or item.scoring_uri)[:29]:<30}{item.settings['concurrency']:>4}"
+            f"{summary['requests_per_second']:>12.1f}{summary['time_per_request_ms']:>10.2f}{summary['failed_requests']:>8}"
+            f"  {item.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@benchmark.command("show")
+@click.argument("benchmark_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def benchmark_show(benchmark_id: str, as_json: bool) -> None:
+    """Show one stored benchmark result."""
+    result = opml.connect().benchmarks.get(benchmark_id)
+    if as_json:
+        _print_json(_benchmark_json(result))
+        return
+    _print_benchmark(result)
+
+
+def _print_benchmark(result) -> None:
+    summary = result.summary
+    click.echo(f"{result.id} ({result.tool}) against {result.deployment or result.scoring_uri}")
+    click.echo(f"  equivalent ab command:        {result.command}")
+    click.echo(f"  complete requests:            {summary['complete_requests']}")
+    click.echo(f"  failed requests:              {summary['failed_requests']}  {summary['failures']}")
+    click.echo(f"  requests per second:          {summary['requests_per_second']:.2f}")
+    click.echo(f"  time per request:             {summary['time_per_request_ms']:.3f} ms (mean)")
+    click.echo(f"  time per request:             {summary['time_per_request_all_ms']:.3f} ms (mean, across all concurrent requests)")
+    click.echo(f"  transfer rate:                {summary['transfer_rate_kb_s']:.2f} KB/s received")
+    if "latency_ms" in summary:
+        latency = summary["latency_ms"]
+        click.echo(
+            f"  latency ms:                   min {latency['min']:.2f}  mean {latency['mean']:.2f}  sd {latency['sd']:.2f}"
+            f"  median {latency['median']:.2f}  max {latency['max']:.2f}"
+        )
+    if summary.get("percentiles_ms"):
+        click.echo("  percentiles ms:               " + "  ".join(f"{p}% {v:.1f}" for p, v in summary["percentiles_ms"].items()))
+
+
+def _benchmark_json(result, with_samples: bool = True) -> dict:
+    data = _to_jsonable(result)
+    if not with_samples:
+        del data["series"], data["latencies_ms"]
+    return data
+
+
 def _print_deployment(deployment, *, with_keys: bool) -> None:
     click.echo(f"{deployment.name}  {deployment.state}  serving {deployment.model_ref}")
     if deployment.error:

@@ -6,6 +6,7 @@ decides anything a service would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -203,3 +204,51 @@ def schema_table(schema: dict) -> pd.DataFrame:
 def mask(secret: str) -> str:
     """Show the first four characters of a key and hide the rest."""
     return secret[:4] + "•" * 12
+
+
+def benchmark_table(results: list) -> pd.DataFrame:
+    """Build the benchmark history: one row per stored result."""
+    return pd.DataFrame(
+        [
+            {
+                "id": result.id,
+                "tool": result.tool,
+                "target": result.deployment or result.scoring_uri,
+                "model version": result.model_version,
+                "insights": {None: "", True: "on", False: "off"}[result.insights_enabled],
+                "concurrency": result.settings["concurrency"],
+                "requests/s": round(result.summary["requests_per_second"], 1),
+                "mean (ms)": round(result.summary["time_per_request_ms"], 2),
+                "failed": result.summary["failed_requests"],
+                "created (UTC)": result.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            for result in results
+        ]
+    )
+
+
+def benchmark_comparison(results: list) -> pd.DataFrame:
+    """Build a side-by-side table of Apache Bench's figures, one column per result."""
+    rows = {}
+    for result in results:
+        summary = result.summary
+        column = {
+            "tool": result.tool,
+            "target": result.deployment or result.scoring_uri,
+            "model version": "" if result.model_version is None else str(result.model_version),
+            "insights": {None: "", True: "on", False: "off"}[result.insights_enabled],
+            "concurrency": str(result.settings["concurrency"]),
+            "complete requests": f"{summary['complete_requests']:,}",
+            "failed requests": f"{summary['failed_requests']:,}",
+            "failures by cause": json.dumps(summary["failures"]),
+            "requests per second": f"{summary['requests_per_second']:.2f}",
+            "time per request (ms, mean)": f"{summary['time_per_request_ms']:.3f}",
+            "time per request (ms, mean across concurrent)": f"{summary['time_per_request_all_ms']:.3f}",
+            "transfer rate (KB/s)": f"{summary['transfer_rate_kb_s']:.2f}",
+        }
+        for name, value in summary.get("latency_ms", {}).items():
+            column[f"latency {name} (ms)"] = f"{value:.2f}"
+        for percent, value in summary.get("percentiles_ms", {}).items():
+            column[f"{percent}% within (ms)"] = f"{value:.1f}"
+        rows[result.id] = column
+    return pd.DataFrame(rows).reset_index(names="figure")

@@ -13,6 +13,7 @@ from opml.backends.local.deployments import LocalDeploymentRepository
 from opml.backends.local.models import LocalModelRepository
 from opml.backends.local.runs import LocalRunRepository
 from opml.backends.local.store import MetadataStore
+from opml.benchmark import BenchmarkService
 from opml.datasets import DatasetService
 from opml.deployments import DeploymentService
 from opml.errors import OpmlError
@@ -69,6 +70,7 @@ class Workspace:
         self._deployment_repository = LocalDeploymentRepository(self.store, self.artifact_path)
         self.deployments = DeploymentService(self._deployment_repository, self.models, self.metadata_path)
         self.deployments.reconcile_processes()
+        self.benchmarks = BenchmarkService(self.store, self.deployments, self.datasets)
         self.compute.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)
 

@@ -177,4 +177,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX requests_by_deployment ON requests (deployment_id, at)",
         ),
     ),
+    Migration(
+        version=4,
+        description="benchmark results",
+        statements=(
+            """
+            CREATE TABLE benchmarks (
+                id TEXT PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                scoring_uri TEXT NOT NULL,
+                deployment TEXT,
+                model_version INTEGER,
+                insights_enabled INTEGER,
+                settings_json TEXT NOT NULL,
+                summary_json TEXT NOT NULL,
+                series_json TEXT NOT NULL,
+                latencies_json TEXT NOT NULL,
+                command TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
