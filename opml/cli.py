@@ -35,7 +35,9 @@ def main() -> None:
         _fail("aborted; nothing was changed.")
     except click.UsageError as error:
         command = error.ctx.command_path if error.ctx else "opml"
-        _fail(f"{error.format_message()} Run '{command} --help' for usage.", status=error.exit_code)
+        message = error.format_message().rstrip()
+        separator = " " if message.endswith(".") else ". "
+        _fail(f"{message}{separator}Run '{command} --help' for usage.", status=error.exit_code)
     except click.ClickException as error:
         _fail(error.format_message(), status=error.exit_code)
     except KeyboardInterrupt:
@@ -52,7 +54,7 @@ def _fail(message: str, status: int = 1) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log what opml does to stderr.")
 def cli(verbose: bool) -> None:
     """Operate datasets and models in the workspace at OPML_HOME (default ./.opml)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s")
 
 
 @cli.command()
@@ -520,11 +522,13 @@ def deployments_list(as_json: bool) -> None:
     if not items:
         click.echo("No deployments. Deploy a model with: opml deploy --model NAME --name SERVICE")
         return
-    click.echo(f"{'NAME':<26}{'STATE':<15}{'MODEL':<28}{'INSIGHTS':<10}SCORING URI")
+    name_width = max(len("NAME"), *(len(item.name) for item in items)) + 2
+    model_width = max(len("MODEL"), *(len(item.model_ref) for item in items)) + 2
+    click.echo(f"{'NAME':<{name_width}}{'STATE':<15}{'MODEL':<{model_width}}{'INSIGHTS':<10}SCORING URI")
     for item in items:
         click.echo(
-            f"{item.name:<26}{item.state:<15}{item.model_ref:<28}{'on' if item.insights_enabled else 'off':<10}"
-            f"{item.scoring_uri or '-'}"
+            f"{item.name:<{name_width}}{item.state:<15}{item.model_ref:<{model_width}}"
+            f"{'on' if item.insights_enabled else 'off':<10}{item.scoring_uri or '-'}"
         )
 
 
@@ -546,6 +550,27 @@ def deployments_show(name: str, as_json: bool) -> None:
 def deployments_logs(name: str, tail: int | None) -> None:
     """Print a deployment's service log."""
     click.echo(opml.connect().deployments.logs(name, tail=tail))
+
+
+@deployments.command("requests")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="Newest requests to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def deployments_requests(name: str, limit: int, as_json: bool) -> None:
+    """Print the requests insights recorded, newest first."""
+    records = opml.connect().deployments.requests(name, limit=limit)
+    if as_json:
+        _print_json(records)
+        return
+    if not records:
+        click.echo(f"No requests recorded for {name}; turn insights on with: opml deployments insights {name} on")
+        return
+    click.echo(f"{'TIME (UTC)':<25}{'STATUS':>7}{'LATENCY MS':>12}{'ROWS':>6}{'BYTES':>8}  REQUEST ID")
+    for record in records:
+        click.echo(
+            f"{record['at'][:23]:<25}{record['status']:>7}{record['latency_ms']:>12.2f}{record['rows']:>6}"
+            f"{record['payload_bytes']:>8}  {record['request_id']}"
+        )
 
 
 @deployments.command("keys")

@@ -29,6 +29,7 @@ HEALTH_TIMEOUT_S = 1.0
 MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_WORKERS = 2
 UNKNOWN_CATEGORY_POLICIES = ("accept", "reject")
+DEPLOYMENT_HEADER = "x-opml-deployment-id"
 
 
 def validate_deployment_name(name: str) -> str:
@@ -42,6 +43,17 @@ def validate_deployment_name(name: str) -> str:
 
 def new_key() -> str:
     return secrets.token_urlsafe(32)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OpmlError when ``host:port`` cannot be bound, naming the port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OpmlError(
+                f"Port {port} on {host} is not available ({error.strerror}); choose another port or leave it unset."
+            ) from error
 
 
 def free_port(host: str) -> int:
@@ -81,6 +93,8 @@ class DeploymentService:
         if unknown_categories not in UNKNOWN_CATEGORY_POLICIES:
             raise OpmlError(f"Invalid unknown-category policy {unknown_categories!r}: use accept or reject.")
         model = self._models.get(model_name, model_version)
+        if port is not None:
+            check_port_free(host, port)
 
         self.repository.insert(
             {
@@ -102,6 +116,14 @@ class DeploymentService:
             }
         )
         return self._start(name)
+
+    def serving(self, model_name: str, model_version: int) -> list[str]:
+        """Return the names of deployments configured to serve a model version, whatever their state."""
+        return [
+            item.name
+            for item in self.repository.list()
+            if item.model_name == model_name and item.model_version == model_version
+        ]
 
     def reconcile_processes(self) -> None:
         """Mark deployments whose server process is gone as Unhealthy, without any HTTP call.
@@ -266,7 +288,12 @@ class DeploymentService:
             response = requests.get(deployment.base_uri + "/", timeout=HEALTH_TIMEOUT_S)
         except requests.RequestException:
             return False
-        return response.status_code == 200 and response.text == "Healthy"
+        # Another server on the same port must not pass for this deployment.
+        return (
+            response.status_code == 200
+            and response.text == "Healthy"
+            and response.headers.get(DEPLOYMENT_HEADER) == deployment.id
+        )
 
     def _reconcile(self, deployment: Deployment) -> Deployment:
         """Compare the recorded state with the process and its health check, and record any change."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
@@ -41,6 +42,8 @@ class ModelService:
     def __init__(self, repository: LocalModelRepository, runs: RunService) -> None:
         self._repository = repository
         self._runs = runs
+        self.in_use: Callable[[str, int], list[str]] = lambda name, version: []
+        """Return the deployments serving a model version; the workspace connects it to the deployments."""
 
     def register(self, run_id: str, name: str, *, iteration: int | None = None, description: str = "") -> Model:
         """Register the best model of a run, or the child run ``iteration`` when it kept its model."""
@@ -96,5 +99,11 @@ class ModelService:
 
     def delete(self, name: str, version: int) -> None:
         self.get(name, version)
+        users = self.in_use(name, version)
+        if users:
+            raise OpmlError(
+                f"Model {name}:{version} is served by deployment(s) {', '.join(users)}; "
+                "update them to another model or delete them first."
+            )
         if not self._repository.delete(name, version):
             raise NotFoundError(f"Model {name}:{version} was deleted by another process meanwhile.")

@@ -25,8 +25,8 @@ FLASH_KEY = "flash_message"
 def use_app_navigation() -> None:
     """Rerun through app.py when Streamlit started this page on its own.
 
-    Streamlit 1.x runs a file of ``pages/`` directly when a browser opens
-    its URL before any session has run app.py; the page then lacks the
+    Streamlit 1.67 runs a file of ``pages/`` directly when a browser opens
+    its URL before any session has run app.py. The page then lacks the
     navigation and page settings app.py declares. Clearing Streamlit's
     pages-folder flag makes every later run go through app.py's
     ``st.navigation``, which still selects the requested page.

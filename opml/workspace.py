@@ -70,6 +70,7 @@ class Workspace:
         self._deployment_repository = LocalDeploymentRepository(self.store, self.artifact_path)
         self.deployments = DeploymentService(self._deployment_repository, self.models, self.metadata_path)
         self.deployments.reconcile_processes()
+        self.models.in_use = self.deployments.serving
         self.benchmarks = BenchmarkService(self.store, self.deployments, self.datasets)
         self.compute.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)

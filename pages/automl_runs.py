@@ -107,32 +107,46 @@ if st.session_state.get("selected_run") not in run_ids:
 run_id = st.selectbox("Run", run_ids, key="selected_run")
 run = workspace.runs.get(run_id)
 
-st.subheader(f"Run {run.id}")
-status, best_metric, children = st.columns(3)
-status.metric("Status", run.status)
-best_metric.metric(
-    f"Best {run.primary_metric}", "—" if run.progress.best_metric is None else f"{run.progress.best_metric:.4f}"
-)
-children.metric("Child runs", run.progress.child_runs)
-st.caption(
-    f"Dataset {run.dataset_ref} · label {run.settings['label_column_name']} · budget {run.progress.budget_s:g} s "
-    f"· elapsed {run.progress.elapsed_s:.0f} s"
-)
-if run.error:
-    st.error(run.error)
-if run.is_active and st.button("Cancel run", key="cancel_run"):
-    try:
-        workspace.runs.cancel(run.id)
-    except OpmlError as error:
-        st.error(error.message)
-    else:
-        ui.flash(f"Cancel requested for {run.id}.")
-        st.rerun()
+@st.fragment(run_every="2s" if run.is_active else None)
+def run_view() -> None:
+    """Show the run's status, progress and leaderboard; while it runs, this part refreshes itself."""
+    current = workspace.runs.get(run_id)
+    st.subheader(f"Run {current.id}")
+    status, best_metric, children = st.columns(3)
+    status.metric("Status", current.status)
+    best_metric.metric(
+        f"Best {current.primary_metric}",
+        "—" if current.progress.best_metric is None else f"{current.progress.best_metric:.4f}",
+    )
+    children.metric("Child runs", current.progress.child_runs)
+    st.caption(
+        f"Dataset {current.dataset_ref} · label {current.settings['label_column_name']} · "
+        f"budget {current.progress.budget_s:g} s · elapsed {current.progress.elapsed_s:.0f} s"
+    )
+    if current.is_active:
+        st.progress(current.progress.fraction, text=f"{current.status}: {current.progress.elapsed_s:.0f} of {current.progress.budget_s:.0f} s")
+    if current.error:
+        st.error(current.error)
+    if current.is_active and st.button("Cancel run", key="cancel_run"):
+        try:
+            workspace.runs.cancel(current.id)
+        except OpmlError as error:
+            st.error(error.message)
+        else:
+            ui.flash(f"Cancel requested for {current.id}.")
+            st.rerun(scope="app")
 
+    child_runs = workspace.runs.children(current.id)
+    if child_runs:
+        st.markdown("**Leaderboard** (metrics on held-out data; sort by clicking a column)")
+        st.dataframe(ui.leaderboard(child_runs, current.primary_metric, LEADERBOARD_METRICS), hide_index=True)
+    if run.is_active and not current.is_active:
+        st.rerun(scope="app")
+
+
+run_view()
+run = workspace.runs.get(run_id)
 child_runs = workspace.runs.children(run.id)
-if child_runs:
-    st.markdown("**Leaderboard** (metrics on held-out data; sort by clicking a column)")
-    st.dataframe(ui.leaderboard(child_runs, run.primary_metric, LEADERBOARD_METRICS), hide_index=True)
 
 if run.status == "Completed":
     with st.form("register_model"):

@@ -336,3 +336,14 @@ def test_bad_dataset_ref_rejected(ref: str) -> None:
 def test_missing_name_rejected(workspace: opml.Workspace, name: str) -> None:
     with pytest.raises(opml.OpmlError, match="Missing dataset name"):
         workspace.datasets.register_from_bytes(name, b"a,b\n1,2\n", filename="ok.csv")
+
+
+def test_versions_not_reused_after_all_deleted(workspace: opml.Workspace) -> None:
+    service = workspace.datasets
+    service.register_from_bytes("again", b"a,b\n1,2\n", filename="1.csv")
+    service.delete_version("again", 1)
+
+    second = service.register_from_bytes("again", b"a,b\n3,4\n", filename="2.csv").version
+
+    assert second.version == 2
+    assert workspace.summary().datasets == 1

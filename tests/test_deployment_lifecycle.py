@@ -116,16 +116,45 @@ def test_reject_policy_names_category(workspace: opml.Workspace) -> None:
     assert "column 'job': 'astronaut' was not seen in training" in response.json()["message"]
 
 
-def test_port_in_use_fails_with_reason(workspace: opml.Workspace) -> None:
+def test_port_in_use_rejected(workspace: opml.Workspace) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
 
-        failed = workspace.deployments.deploy("life", "clash", port=port, workers=1)
+        with pytest.raises(opml.OpmlError, match=f"Port {port} on 127.0.0.1 is not available"):
+            workspace.deployments.deploy("life", "clash", port=port, workers=1)
 
-    assert failed.state == "Failed"
-    assert "address already in use" in failed.error.lower()
+    assert workspace.deployments.list() == []
+
+
+def test_port_of_other_deployment_rejected(workspace: opml.Workspace) -> None:
+    first = workspace.deployments.deploy("life", "first", workers=1)
+
+    with pytest.raises(opml.OpmlError, match=f"Port {first.port} on 127.0.0.1 is not available"):
+        workspace.deployments.deploy("life", "second", port=first.port, workers=1)
+
+    assert [item.name for item in workspace.deployments.list()] == ["first"]
+
+
+def test_other_server_on_port_is_not_healthy(workspace: opml.Workspace) -> None:
+    first = workspace.deployments.deploy("life", "first", workers=1)
+    second = workspace.deployments.deploy("life", "second", workers=1)
+    workspace.deployments.stop("second")
+    # Point the stopped deployment at the first one's port, as a stale record would.
+    workspace.deployments.repository.update("second", port=first.port, state="Healthy", pid=first.pid)
+
+    assert workspace.deployments.get("second").state == "Unhealthy"
+    assert second.port != first.port
+
+
+def test_model_in_use_cannot_be_deleted(workspace: opml.Workspace) -> None:
+    workspace.deployments.deploy("life", "user", model_version=1, workers=1)
+
+    with pytest.raises(opml.OpmlError, match="Model life:1 is served by deployment\\(s\\) user"):
+        workspace.models.delete("life", 1)
+
+    assert workspace.models.get("life", 1).version == 1
 
 
 @pytest.mark.parametrize(
@@ -164,16 +193,19 @@ def run_opml(workspace: opml.Workspace, *arguments: str) -> subprocess.Completed
 
 def test_cli_deploy_and_operate(workspace: opml.Workspace) -> None:
     deployed = run_opml(workspace, "deploy", "--model", "life:1", "--name", "cli", "--workers", "1", "--json")
+    shown = json.loads(deployed.stdout)
     listed = run_opml(workspace, "deployments", "list", "--json")
     keys = run_opml(workspace, "deployments", "keys", "cli", "--json")
     regenerated = run_opml(workspace, "deployments", "regenerate-key", "cli")
     insights = run_opml(workspace, "deployments", "insights", "cli", "on")
     restarted = run_opml(workspace, "deployments", "restart", "cli")
+    requests.post(shown["scoring_uri"], json=SCORING_EXAMPLE, headers={"Authorization": f"Bearer {shown['secondary_key']}"}, timeout=10)
+    time.sleep(1.5)
+    recorded = run_opml(workspace, "deployments", "requests", "cli", "--json")
     logs = run_opml(workspace, "deployments", "logs", "cli", "--tail", "5")
     deleted = run_opml(workspace, "deployments", "delete", "cli", "--yes")
 
     assert deployed.returncode == 0, deployed.stderr
-    shown = json.loads(deployed.stdout)
     assert shown["state"] == "Healthy"
     assert shown["scoring_uri"].endswith("/score")
     assert shown["primary_key"]
@@ -183,6 +215,7 @@ def test_cli_deploy_and_operate(workspace: opml.Workspace) -> None:
     assert regenerated.stdout.split()[1] != shown["primary_key"]
     assert insights.stdout.strip() == "Insights on for cli"
     assert restarted.stdout.strip() == "cli: Healthy"
+    assert [record["status"] for record in json.loads(recorded.stdout)] == [200]
     assert logs.returncode == 0
     assert deleted.stdout.strip() == "Deleted cli"
     assert workspace.deployments.list() == []

@@ -131,6 +131,34 @@ def test_missing_or_wrong_key_rejected(deployed, header: str | None) -> None:
     assert "Authorization: Bearer" in response.json()["message"]
 
 
+def test_scheme_is_case_insensitive(deployed) -> None:
+    _, deployment = deployed
+
+    response = requests.post(
+        deployment.scoring_uri, json=SCORING_EXAMPLE, headers={"Authorization": f"bearer {deployment.primary_key}"}, timeout=10
+    )
+
+    assert response.status_code == 200
+
+
+def test_unknown_path_gets_message(deployed) -> None:
+    _, deployment = deployed
+
+    response = requests.get(deployment.base_uri + "/predict", timeout=10)
+
+    assert response.status_code == 404
+    assert "POST /score" in response.json()["message"]
+
+
+def test_global_parameters_with_short_body(deployed) -> None:
+    _, deployment = deployed
+    body = {**SCORING_EXAMPLE, "GlobalParameters": {"method": "predict_proba"}}
+
+    response = requests.post(deployment.scoring_uri, json=body, headers=auth(deployment), timeout=10)
+
+    assert isinstance(response.json()["Results"][0], list)
+
+
 def test_secondary_key_accepted(deployed) -> None:
     _, deployment = deployed
 

@@ -58,7 +58,7 @@ def test_bad_bodies_rejected(body: bytes, status: int, message: str) -> None:
         ([{"age": 30, "job": "admin.", "salary": 1}], "Row 0 has unknown column\\(s\\) 'salary'"),
         ([{"age": "thirty", "job": "admin."}], "Row 0, column 'age': expected a number, received 'thirty'"),
         ([{"age": True, "job": "admin."}], "column 'age': expected a number"),
-        ([{"age": 30, "job": ["admin."]}], "column 'job': expected a string, received list"),
+        ([{"age": 30, "job": ["admin."]}], "column 'job': expected a string, received a list"),
         ([5], "Row 0 must be an object"),
     ],
 )

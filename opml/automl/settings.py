@@ -115,13 +115,18 @@ class AutoMLSettings:
 
         counts = frame[label].dropna().value_counts()
         if len(counts) < 2:
-            found = f"only {counts.index[0]!r}" if len(counts) else "no values"
+            found = f"only {_plain_repr(counts.index[0])}" if len(counts) else "no values"
             raise OpmlError(f"Label column {label!r} of {dataset_ref} has {found}; classification needs 2 or more classes.")
 
         folds = self.n_cross_validations or 2
         rare = counts[counts < folds]
         if len(rare):
             raise OpmlError(
-                f"Too few rows for {folds}-fold validation in {dataset_ref}: class {rare.index[0]!r} of {label!r} "
+                f"Too few rows for {folds}-fold validation in {dataset_ref}: class {_plain_repr(rare.index[0])} of {label!r} "
                 f"has {int(rare.iloc[0])} row(s). Use fewer folds, more data, or drop that class."
             )
+
+
+def _plain_repr(value) -> str:
+    """Return repr() of a label value as Python writes it, without numpy's type wrapper."""
+    return repr(value.item() if hasattr(value, "item") else value)

@@ -23,6 +23,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opml.serving.swagger import openapi3, swagger2
 from opml.serving.telemetry import TelemetryBuffer
@@ -52,9 +53,10 @@ class DeploymentConfig:
     def authorized(self, header: str | None) -> bool:
         if not self.data["auth_enabled"]:
             return True
-        if not header or not header.startswith("Bearer "):
+        scheme, _, supplied_text = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not supplied_text.strip():
             return False
-        supplied = header[len("Bearer ") :].strip().encode()
+        supplied = supplied_text.strip().encode()
         return any(hmac.compare_digest(supplied, key.encode()) for key in self.data["keys"])
 
 
@@ -82,13 +84,18 @@ def create_app() -> FastAPI:
         log.info("Deployment %s stopped", config.data["name"])
 
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and methods get the same error body as scoring errors.
+        return JSONResponse({"message": f"{error.detail}: this service has GET /, POST /score and GET /swagger.json."}, status_code=error.status_code)
     from swagger_ui_bundle import swagger_ui_path
 
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
     @app.get("/")
     def health() -> PlainTextResponse:
-        return PlainTextResponse("Healthy")
+        return PlainTextResponse("Healthy", headers={"x-opml-deployment-id": config.data["deployment_id"]})
 
     @app.get("/swagger.json")
     def swagger_document(version: int = 2) -> JSONResponse:

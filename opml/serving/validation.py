@@ -35,28 +35,28 @@ def parse_body(body: bytes) -> tuple[list, str]:
 
     if not isinstance(document, dict):
         raise ScoringError(
-            f"The request body must be a JSON object with \"data\" or \"Inputs\"; received a {_json_type(document)}.", 400
+            f"The request body must be a JSON object with \"data\" or \"Inputs\"; received {_json_type(document)}.", 400
         )
-    method = "predict"
+    parameters = document.get("GlobalParameters") or {}
+    if not isinstance(parameters, dict):
+        raise ScoringError('"GlobalParameters" must be an object such as {"method": "predict_proba"}.')
+    method = parameters.get("method", "predict")
+    if method not in METHODS:
+        raise ScoringError(f"Unknown method {method!r} in GlobalParameters; use \"predict\" or \"predict_proba\".")
     if "Inputs" in document:
         inputs = document["Inputs"]
         if not isinstance(inputs, dict) or "data" not in inputs:
             raise ScoringError('"Inputs" must be an object with a "data" list of rows.')
         rows = inputs["data"]
-        parameters = document.get("GlobalParameters") or {}
-        if not isinstance(parameters, dict):
-            raise ScoringError('"GlobalParameters" must be an object such as {"method": "predict_proba"}.')
-        method = parameters.get("method", "predict")
-        if method not in METHODS:
-            raise ScoringError(f"Unknown method {method!r} in GlobalParameters; use \"predict\" or \"predict_proba\".")
     elif "data" in document:
         rows = document["data"]
     else:
-        keys = ", ".join(repr(key) for key in list(document)[:5]) or "none"
-        raise ScoringError(f'The request body needs a "data" list of rows (or "Inputs": {{"data": ...}}); it has keys {keys}.')
+        keys = ", ".join(repr(key) for key in list(document)[:5])
+        found = f"it has keys {keys}" if keys else "it is an empty object"
+        raise ScoringError(f'The request body needs a "data" list of rows (or "Inputs": {{"data": ...}}); {found}.')
 
     if not isinstance(rows, list):
-        raise ScoringError(f'"data" must be a list of row objects; received a {_json_type(rows)}.')
+        raise ScoringError(f'"data" must be a list of row objects; received {_json_type(rows)}.')
     if not rows:
         raise ScoringError('"data" is empty; send at least one row.')
     return rows, method
@@ -71,7 +71,7 @@ def rows_to_frame(rows: list, schema: dict, *, unknown_categories: str = "accept
 
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise ScoringError(f"Row {index} must be an object keyed by column name; received a {_json_type(row)}.")
+            raise ScoringError(f"Row {index} must be an object keyed by column name; received {_json_type(row)}.")
         keys = row.keys()
         if keys != expected:
             missing = [name for name in names if name not in row]
@@ -114,14 +114,15 @@ def _check_value(value, feature: dict, index: int, unknown_categories: str):
 
 
 def _json_type(value) -> str:
+    """Name a JSON value's type with its article: "an object", "a list"."""
     if isinstance(value, dict):
-        return "object"
+        return "an object"
     if isinstance(value, list):
-        return "list"
+        return "a list"
     if isinstance(value, str):
-        return "string"
+        return "a string"
     if isinstance(value, bool):
-        return "boolean"
+        return "a boolean"
     if value is None:
         return "null"
-    return "number"
+    return "a number"

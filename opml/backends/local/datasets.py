@@ -104,9 +104,9 @@ class LocalDatasetRepository:
         ]
 
     def count(self) -> tuple[int, int]:
-        """Return the number of datasets and of dataset versions."""
+        """Return the number of datasets with at least one version, and of dataset versions."""
         with self._store.read() as connection:
-            datasets = connection.execute("SELECT COUNT(*) FROM datasets").fetchone()[0]
+            datasets = connection.execute("SELECT COUNT(DISTINCT dataset_name) FROM dataset_versions").fetchone()[0]
             versions = connection.execute("SELECT COUNT(*) FROM dataset_versions").fetchone()[0]
         return datasets, versions
 
@@ -175,12 +175,9 @@ class LocalDatasetRepository:
             ).fetchone()
             if row is None:
                 return False
+            # The datasets row stays, even without versions, so its version counter
+            # keeps runs' and models' lineage unambiguous: a number is never reused.
             connection.execute("DELETE FROM dataset_versions WHERE id = ?", (row["id"],))
-            remaining = connection.execute(
-                "SELECT COUNT(*) FROM dataset_versions WHERE dataset_name = ?", (name,)
-            ).fetchone()[0]
-            if remaining == 0:
-                connection.execute("DELETE FROM datasets WHERE name = ?", (name,))
             record_activity(connection, "dataset", f"Deleted dataset version {name}:{version}")
 
         # Files go after the commit: a crash in between leaves an orphan
@@ -220,8 +217,7 @@ class LocalDatasetRepository:
         return None if row is None else _to_version(row)
 
     def _next_version(self, connection: sqlite3.Connection, name: str) -> int:
-        # Version numbers are never reused while the dataset exists, even
-        # after its newest version is deleted.
+        # Version numbers are never reused, even after every version is deleted.
         connection.execute(
             "INSERT INTO datasets (name, created_at, last_version) VALUES (?, ?, 0) ON CONFLICT (name) DO NOTHING",
             (name, utc_now()),
