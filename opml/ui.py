@@ -38,6 +38,21 @@ def use_app_navigation() -> None:
         st.rerun()
 
 
+def page(title: str) -> opml.Workspace:
+    """Start a page: route it through app.py, show its title and last flash message, open the workspace.
+
+    A workspace that cannot be opened stops the page with the error shown.
+    """
+    use_app_navigation()
+    st.title(title)
+    show_flash()
+    try:
+        return workspace()
+    except opml.OpmlError as error:
+        st.error(error.message)
+        st.stop()
+
+
 def workspace() -> opml.Workspace:
     """Return the workspace at OPML_HOME, opened once per server process."""
     return _open_workspace(os.environ.get("OPML_HOME", ""))

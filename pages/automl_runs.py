@@ -1,22 +1,13 @@
 """AutoML runs: start a run, watch it, read its leaderboard and charts, register the best model."""
 
-import pandas as pd
 import streamlit as st
 
-from opml import OpmlError, charts, ui
+from opml import OpmlError, ui
 from opml.automl.settings import ALGORITHMS, PRIMARY_METRICS, AutoMLSettings
 
 LEADERBOARD_METRICS = ("AUC_weighted", "accuracy", "f1_score_weighted", "average_precision_score_weighted", "log_loss")
 
-ui.use_app_navigation()
-st.title("AutoML runs")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("AutoML runs")
 
 datasets = workspace.datasets.list()
 

@@ -2,21 +2,12 @@
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from opml import OpmlError, charts, ui
 from opml.benchmark import BenchmarkJob, ab_command_line, find_job
 
-ui.use_app_navigation()
-st.title("Benchmark")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("Benchmark")
 
 service = workspace.benchmarks
 deployments = workspace.deployments.list()

@@ -9,15 +9,7 @@ from opml.datasets import SAMPLE_NAME, SAMPLE_URL
 PREVIEW_ROWS = 50
 CHARTS_PER_ROW = 3
 
-ui.use_app_navigation()
-st.title("Datasets")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("Datasets")
 service = workspace.datasets
 datasets = service.list()
 

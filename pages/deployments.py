@@ -5,15 +5,7 @@ import streamlit as st
 
 from opml import OpmlError, charts, insights, ui
 
-ui.use_app_navigation()
-st.title("Deployments")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("Deployments")
 
 service = workspace.deployments
 models = workspace.models.list()

@@ -5,15 +5,7 @@ import streamlit as st
 
 from opml import OpmlError, ui
 
-ui.use_app_navigation()
-st.title("Models")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("Models")
 
 models = workspace.models.list()
 if not models:

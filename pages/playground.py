@@ -8,15 +8,7 @@ import streamlit as st
 
 from opml import OpmlError, charts, scoring, ui
 
-ui.use_app_navigation()
-st.title("Scoring playground")
-ui.show_flash()
-
-try:
-    workspace = ui.workspace()
-except OpmlError as error:
-    st.error(error.message)
-    st.stop()
+workspace = ui.page("Scoring playground")
 
 deployments = workspace.deployments.list()
 source = st.radio("Endpoint", ["A deployment", "Any scoring URI"], horizontal=True, key="playground_source")

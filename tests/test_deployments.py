@@ -6,9 +6,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,6 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-import opml
 from tests.conftest import SCORING_EXAMPLE
 
 

@@ -92,7 +92,7 @@ def test_delete_model_version(trained_workspace) -> None:
     [
         (lambda ws, run: ws.models.register(run.id, "bad name"), "Invalid model name 'bad name'"),
         (lambda ws, run: ws.models.register("AutoML_missing", "x"), "Run 'AutoML_missing' not found"),
-        (lambda ws, run: ws.models.register(run.id, "x", iteration=999), f"has no child run 999"),
+        (lambda ws, run: ws.models.register(run.id, "x", iteration=999), "has no child run 999"),
         (lambda ws, run: ws.models.get("bank-best", 99), "no version 99"),
         (lambda ws, run: ws.models.load("ghost"), "Model 'ghost' not found"),
     ],

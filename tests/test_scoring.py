@@ -15,7 +15,7 @@ import pytest
 import opml
 from opml import scoring
 from tests.conftest import SCORING_EXAMPLE, free_port
-from tests.test_pages import metric_values, open_page, texts
+from tests.test_pages import metric_values, open_page
 from tests.test_pages_automl import button
 
 

@@ -29,7 +29,6 @@ def _row_schema(schema: dict) -> dict:
 
 
 def _definitions(schema: dict) -> dict:
-    class_type = "number" if all(isinstance(value, (int, float)) for value in schema["classes"]) else "string"
     return {
         "ServiceInput": {
             "type": "object",
