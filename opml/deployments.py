@@ -63,9 +63,10 @@ def free_port(host: str) -> int:
 
 
 class DeploymentService:
-    def __init__(self, repository: LocalDeploymentRepository, models: ModelService, metadata_path) -> None:
+    def __init__(self, repository: LocalDeploymentRepository, models: ModelService, datasets, metadata_path) -> None:
         self.repository = repository
         self._models = models
+        self._datasets = datasets
         self._metadata_path = metadata_path
 
     def deploy(
@@ -216,6 +217,29 @@ class DeploymentService:
         schema = self._models.get(deployment.model_name, deployment.model_version).schema
         key = deployment.primary_key if deployment.auth_enabled else None
         return ScoringTarget(scoring_uri=deployment.scoring_uri, key=key, schema=schema, name=name)
+
+    def training_row(self, name: str) -> dict:
+        """Return a random row of the data the served model was trained on, features only.
+
+        Numbers come back as floats and categories as strings, the types of
+        the playground's inputs; a missing value is None.
+        """
+        import pandas as pd
+
+        deployment = self.get(name)
+        model = self._models.get(deployment.model_name, deployment.model_version)
+        frame = self._datasets.load(model.dataset_name, model.dataset_version)
+        row = frame.sample(1).iloc[0]
+        values = {}
+        for feature in model.schema["features"]:
+            value = row[feature["name"]]
+            if pd.isna(value):
+                values[feature["name"]] = None
+            elif feature.get("categories") is not None:
+                values[feature["name"]] = str(value)
+            else:
+                values[feature["name"]] = float(value)
+        return values
 
     def logs(self, name: str, tail: int | None = None) -> str:
         path = self.repository.log_path(self.get(name))

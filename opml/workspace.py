@@ -68,7 +68,7 @@ class Workspace:
         self._model_repository = LocalModelRepository(self.store, self.artifact_path)
         self.models = ModelService(self._model_repository, self.runs)
         self._deployment_repository = LocalDeploymentRepository(self.store, self.artifact_path)
-        self.deployments = DeploymentService(self._deployment_repository, self.models, self.metadata_path)
+        self.deployments = DeploymentService(self._deployment_repository, self.models, self.datasets, self.metadata_path)
         self.deployments.reconcile_processes()
         self.models.in_use = self.deployments.serving
         self.benchmarks = BenchmarkService(self.store, self.deployments, self.datasets)

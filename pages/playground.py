@@ -35,14 +35,8 @@ schema = target.schema
 st.subheader("Request")
 if schema is not None:
     if st.button("Random row from the training data", key="random_row"):
-        model = workspace.models.get(deployment.model_name, deployment.model_version)
-        frame = workspace.datasets.load(model.dataset_name, model.dataset_version)
-        row = frame.sample(1).iloc[0]
-        for feature in schema["features"]:
-            value = row[feature["name"]]
-            st.session_state[f"field_{feature['name']}"] = None if pd.isna(value) else (
-                str(value) if feature.get("categories") is not None else float(value)
-            )
+        for column, value in workspace.deployments.training_row(name).items():
+            st.session_state[f"field_{column}"] = value
 
     with st.form("row_form"):
         columns = st.columns(3)

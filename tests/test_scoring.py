@@ -177,3 +177,29 @@ def test_playground_reports_unreachable_and_wrong_key(deployed, monkeypatch) -> 
 
     assert not app.exception, app.exception
     assert "HTTP 401" in app.error[0].value
+
+
+def test_random_training_row_fits_form(deployed) -> None:
+    workspace, deployment = deployed
+    schema = workspace.deployments.scoring_target(deployment.name).schema
+
+    row = workspace.deployments.training_row(deployment.name)
+
+    assert list(row) == [feature["name"] for feature in schema["features"]]
+    assert isinstance(row["age"], float)
+    assert row["job"] in next(feature["categories"] for feature in schema["features"] if feature["name"] == "job")
+
+
+def test_playground_random_row_fills_form(deployed, monkeypatch) -> None:
+    workspace, deployment = deployed
+    monkeypatch.setenv("OPML_HOME", str(workspace.home))
+    app = open_page("pages/playground.py")
+    app.selectbox(key="playground_deployment").select(deployment.name).run()
+
+    button(app, "Random row from the training data").click().run()
+
+    assert not app.exception, app.exception
+    training = workspace.datasets.load("bm-small")
+    filled = {name: app.session_state[f"field_{name}"] for name in ("age", "duration", "job")}
+    matches = training[(training["age"] == filled["age"]) & (training["duration"] == filled["duration"])]
+    assert filled["job"] in set(matches["job"])
