@@ -124,25 +124,21 @@ def latency_cdf(results: list) -> go.Figure:
     return _layout(figure, "Latency CDF", "latency (ms)", "fraction of requests")
 
 
-def latency_over_time(results: list) -> go.Figure:
+def _series_chart(results: list, column: str, title: str, y_title: str) -> go.Figure:
     figure = go.Figure()
     for result in results:
         figure.add_scatter(
             x=[point["second"] for point in result.series],
-            y=[point["mean_latency_ms"] for point in result.series],
+            y=[point[column] for point in result.series],
             mode="lines+markers",
             name=result.tool + " " + result.id[-4:],
         )
-    return _layout(figure, "Latency over time", "second of the test", "mean latency (ms)")
+    return _layout(figure, title, "second of the test", y_title)
+
+
+def latency_over_time(results: list) -> go.Figure:
+    return _series_chart(results, "mean_latency_ms", "Latency over time", "mean latency (ms)")
 
 
 def throughput_over_time(results: list) -> go.Figure:
-    figure = go.Figure()
-    for result in results:
-        figure.add_scatter(
-            x=[point["second"] for point in result.series],
-            y=[point["requests_per_second"] for point in result.series],
-            mode="lines+markers",
-            name=result.tool + " " + result.id[-4:],
-        )
-    return _layout(figure, "Throughput over time", "second of the test", "requests per second")
+    return _series_chart(results, "requests_per_second", "Throughput over time", "requests per second")

@@ -675,10 +675,11 @@ def benchmark() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def benchmark_run(deployment, uri, key, payload_file, rows_from, rows, request_count, duration, concurrency, no_keep_alive, timeout, warmup, use_ab, as_json) -> None:
     """Run a load test and store its result."""
-    workspace = opml.connect()
-    service = workspace.benchmarks
     if (deployment is None) == (uri is None):
         raise OpmlError("Give exactly one of --deployment or --uri to load-test.")
+    workspace = opml.connect()
+    service = workspace.benchmarks
+
     payload = None
     if payload_file:
         payload = service.payload_from_file(payload_file)
@@ -690,6 +691,7 @@ def benchmark_run(deployment, uri, key, payload_file, rows_from, rows, request_c
         payload = service.payload_from_dataset(name, version, rows, drop=label)
     if request_count is None and duration is None:
         request_count = 100
+
     settings, context = service.settings_for(
         deployment=deployment,
         scoring_uri=uri,
@@ -705,6 +707,7 @@ def benchmark_run(deployment, uri, key, payload_file, rows_from, rows, request_c
     results = [service.run(settings, context)]
     if use_ab:
         results.append(service.run_ab(settings, context))
+
     if as_json:
         _print_json([_benchmark_json(result) for result in results])
         return

@@ -41,6 +41,12 @@ def validate_deployment_name(name: str) -> str:
     return name
 
 
+def default_deployment_name(model_name: str) -> str:
+    """Suggest a deployment name for a model: lowercase, '-' for other characters, ``-service`` appended."""
+    base = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:24] or "model"
+    return f"{base}-service"
+
+
 def new_key() -> str:
     return secrets.token_urlsafe(32)
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from opml import OpmlError, ui
+from opml.deployments import default_deployment_name
 from opml.automl.settings import ALGORITHMS, PRIMARY_METRICS, AutoMLSettings
 
 LEADERBOARD_METRICS = ("AUC_weighted", "accuracy", "f1_score_weighted", "average_precision_score_weighted", "log_loss")
@@ -157,7 +158,7 @@ if run.status == "Completed":
     with st.form("register_and_deploy"):
         st.markdown("Register the best model and deploy it as a scoring service")
         deploy_model_name = st.text_input("Model name", value=f"{run.dataset_name}-model", key="deploy_model_name")
-        deployment_name = st.text_input("Deployment name", value=f"{run.dataset_name}-service"[:32], key="run_deployment_name")
+        deployment_name = st.text_input("Deployment name", value=default_deployment_name(run.dataset_name), key="run_deployment_name")
         deploy = st.form_submit_button("Register and deploy")
     if deploy:
         try:

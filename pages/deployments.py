@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from opml import OpmlError, charts, insights, ui
+from opml.deployments import default_deployment_name
 
 workspace = ui.page("Deployments")
 
@@ -34,7 +35,7 @@ with st.expander("Deploy a model", expanded=not deployments):
         with st.form("deploy"):
             refs = [model.ref for model in reversed(models)]
             model_ref = st.selectbox("Model", refs, key="deploy_model")
-            name = st.text_input("Deployment name", value=f"{model_ref.split(':')[0]}-service"[:32], key="deploy_name")
+            name = st.text_input("Deployment name", value=default_deployment_name(model_ref.split(":")[0]), key="deploy_name")
             port = st.number_input("Port (0 for a free port)", min_value=0, max_value=65535, value=0, key="deploy_port")
             policy = st.radio(
                 "Categories not seen in training",

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from opml import OpmlError, ui
+from opml.deployments import default_deployment_name
 
 workspace = ui.page("Models")
 
@@ -65,7 +66,7 @@ with charts_tab:
 
 with deploy_tab:
     with st.form("deploy_model"):
-        deployment_name = st.text_input("Deployment name", value=f"{model.name}-service"[:32], key="model_deployment_name")
+        deployment_name = st.text_input("Deployment name", value=default_deployment_name(model.name), key="model_deployment_name")
         deploy = st.form_submit_button(f"Deploy {model.ref}", type="primary")
     if deploy:
         try:

@@ -249,3 +249,16 @@ def test_connect_marks_dead_server_unhealthy(workspace: opml.Workspace) -> None:
     opml.connect(workspace.home)
 
     assert workspace.deployments.repository.get("reopened").state == "Unhealthy"
+
+
+@pytest.mark.parametrize(
+    ("model_name", "expected"),
+    [("bankmarketing-model", "bankmarketing-model-service"), ("BM_small.v2", "bm-small-v2-service"), ("___", "model-service")],
+)
+def test_default_name_is_valid(model_name: str, expected: str) -> None:
+    from opml.deployments import default_deployment_name, validate_deployment_name
+
+    name = default_deployment_name(model_name)
+
+    assert name == expected
+    assert validate_deployment_name(name) == name
