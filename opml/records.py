@@ -202,3 +202,161 @@ class Deployment:
     @property
     def swagger_uri(self) -> str | None:
         return None if self.port is None else f"{self.base_uri}/swagger.json"
+
+
+PIPELINE_STEP_STATUSES = ("NotStarted", "Running", "Completed", "Reused", "Failed", "Skipped", "Canceled")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One saved version of a pipeline definition."""
+
+    name: str
+    version: int
+    description: str
+    definition: dict
+    """The YAML form of ``opml.pipelines.PipelineDefinition``."""
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class PublishedPipeline:
+    """A pipeline version with a REST endpoint; only Active ones accept runs."""
+
+    id: str
+    name: str
+    pipeline_version: int
+    description: str
+    status: str
+    created_at: datetime
+    endpoint: str | None
+    """None until the API server has a port."""
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """One step of a pipeline run, with what it produced."""
+
+    run_id: str
+    position: int
+    name: str
+    status: str
+    reused_from: str | None
+    """The pipeline run whose output this step reused."""
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    outputs: dict
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A run of a pipeline: the parent of one step run per step."""
+
+    id: str
+    pipeline_name: str
+    pipeline_version: int
+    published_id: str | None
+    experiment: str
+    trigger: str
+    """``manual``, ``rest`` or ``schedule:<name>``."""
+    status: str
+    parameters: dict
+    """The parameter assignments the run was started with."""
+    definition: dict
+    """The definition the run executes, assignments applied."""
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    steps: tuple[PipelineStep, ...]
+
+    @property
+    def pipeline_ref(self) -> str:
+        return f"{self.pipeline_name}:{self.pipeline_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token for the API server; only its hash is stored."""
+
+    id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recurring trigger of a published pipeline: every ``interval_s`` seconds or on a cron expression."""
+
+    id: str
+    name: str
+    published_id: str
+    interval_s: float | None
+    cron: str | None
+    experiment: str
+    parameters: dict
+    status: str
+    """``Active`` or ``Paused``."""
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_run_id: str | None
+    last_error: str | None
+    created_at: datetime
+
+    @property
+    def recurrence(self) -> str:
+        if self.cron:
+            return f"cron {self.cron}"
+        return f"every {format_interval(self.interval_s or 0)}"
+
+
+def format_interval(seconds: float) -> str:
+    """Write a number of seconds as the largest whole unit: ``90s``, ``15m``, ``2h``, ``1d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """The opml API server that serves published pipeline endpoints and runs schedules."""
+
+    host: str
+    port: int | None
+    state: str
+    """``Running``, ``Stopped`` or ``Unhealthy``."""
+    pid: int | None
+    started_at: datetime | None
+    error: str | None
+
+    @property
+    def base_uri(self) -> str | None:
+        return None if self.port is None else f"http://{self.host}:{self.port}"

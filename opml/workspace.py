@@ -6,11 +6,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from opml.api.control import ApiServerService
 from opml.backends.local.activity import recent_activity
 from opml.backends.local.compute import LocalCompute
 from opml.backends.local.datasets import LocalDatasetRepository
 from opml.backends.local.deployments import LocalDeploymentRepository
 from opml.backends.local.models import LocalModelRepository
+from opml.backends.local.pipelines import LocalPipelineRepository
 from opml.backends.local.runs import LocalRunRepository
 from opml.backends.local.store import MetadataStore
 from opml.benchmark import BenchmarkService
@@ -18,6 +20,7 @@ from opml.datasets import DatasetService
 from opml.deployments import DeploymentService
 from opml.errors import OpmlError
 from opml.models import ModelService
+from opml.pipelines.service import PipelineService
 from opml.records import Activity
 from opml.runs import RunService
 from opml.settings import Settings
@@ -72,7 +75,11 @@ class Workspace:
         self.deployments.reconcile_processes()
         self.models.in_use = self.deployments.serving
         self.benchmarks = BenchmarkService(self.store, self.deployments, self.datasets)
+        pipeline_repository = LocalPipelineRepository(self.store, self.artifact_path)
+        self.api = ApiServerService(pipeline_repository, self.home)
+        self.pipelines = PipelineService(pipeline_repository, self.datasets, self.runs, self.api, self.home)
         self.compute.reconcile()
+        self.pipelines.reconcile()
         log.info("Opened workspace %s (schema version %d)", self.home, self.store.schema_version)
 
     @property

@@ -199,4 +199,106 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=5,
+        description="pipelines, pipeline runs and steps, published pipelines, API tokens, schedules, services",
+        statements=(
+            """
+            CREATE TABLE pipelines (
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                description TEXT NOT NULL,
+                definition_json TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (name, version)
+            )
+            """,
+            """
+            CREATE TABLE published_pipelines (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                pipeline_version INTEGER NOT NULL,
+                description TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                FOREIGN KEY (name, pipeline_version) REFERENCES pipelines (name, version)
+            )
+            """,
+            """
+            CREATE TABLE pipeline_runs (
+                id TEXT PRIMARY KEY,
+                pipeline_name TEXT NOT NULL,
+                pipeline_version INTEGER NOT NULL,
+                published_id TEXT,
+                experiment TEXT NOT NULL,
+                trigger TEXT NOT NULL,
+                status TEXT NOT NULL,
+                parameters_json TEXT NOT NULL,
+                definition_json TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT,
+                pid INTEGER,
+                process_start INTEGER,
+                cancel_requested INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE pipeline_steps (
+                run_id TEXT NOT NULL REFERENCES pipeline_runs (id),
+                position INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                fingerprint TEXT,
+                reused_from TEXT,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT,
+                outputs_json TEXT NOT NULL DEFAULT '{}',
+                PRIMARY KEY (run_id, position)
+            )
+            """,
+            "CREATE INDEX pipeline_steps_by_fingerprint ON pipeline_steps (name, fingerprint)",
+            """
+            CREATE TABLE api_tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                token_sha256 TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT,
+                last_used_at TEXT
+            )
+            """,
+            """
+            CREATE TABLE schedules (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                published_id TEXT NOT NULL REFERENCES published_pipelines (id),
+                interval_s REAL,
+                cron TEXT,
+                experiment TEXT NOT NULL,
+                parameters_json TEXT NOT NULL,
+                status TEXT NOT NULL,
+                next_run_at TEXT,
+                last_run_at TEXT,
+                last_run_id TEXT,
+                last_error TEXT,
+                created_at TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE services (
+                name TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                port INTEGER,
+                instance_id TEXT,
+                pid INTEGER,
+                process_start INTEGER,
+                started_at TEXT,
+                error TEXT
+            )
+            """,
+        ),
+    ),
 )

@@ -1,0 +1,435 @@
+"""The pipelines service: save and version pipelines, publish them, run them, and schedule runs.
+
+A pipeline run executes in a detached runner process
+(``python -m opml.pipelines.runner HOME RUN_ID``) that works through the
+steps in order. Published pipelines are triggered over HTTP through the
+opml API server (``opml.api``), which authenticates bearer tokens created
+here and fires the schedules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cronsim import CronSim, CronSimError
+
+from opml.api.control import ApiServerService
+from opml.backends.local.pipelines import LocalPipelineRepository, to_published
+from opml.backends.local.processes import is_alive, spawn_python_module, start_ticks
+from opml.backends.local.store import utc_now
+from opml.datasets import DatasetService
+from opml.errors import NotFoundError, OpmlError
+from opml.pipelines.definition import STEP_NAMES, PipelineDefinition, validate_experiment_name, validate_pipeline_name
+from opml.records import ApiToken, Pipeline, PipelineRun, PublishedPipeline, Schedule
+from opml.runs import RunService
+
+log = logging.getLogger(__name__)
+
+RUNNER_MODULE = "opml.pipelines.runner"
+TOKEN_PREFIX = "opml_"
+SCHEDULE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+INTERVAL_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+INTERVAL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL_S = 1.0
+SPAWN_GRACE_S = 30.0
+"""How long a run may stay without a recorded runner process before it counts as lost."""
+
+
+def parse_interval(text: str) -> float:
+    """Read ``30s``, ``15m``, ``2h``, ``1d`` or a number of seconds."""
+    match = INTERVAL_PATTERN.match(str(text))
+    if not match:
+        raise OpmlError(f"Invalid interval {text!r}: give a number with s, m, h or d, as in 15m or 1h.")
+    seconds = float(match.group(1)) * INTERVAL_UNITS[match.group(2)]
+    if seconds < MIN_INTERVAL_S:
+        raise OpmlError(f"Invalid interval {text!r}: give at least {MIN_INTERVAL_S:g} s.")
+    return seconds
+
+
+def next_cron_time(expression: str, after: datetime) -> datetime:
+    """Return the first time after ``after`` that a five-field cron expression (UTC) matches."""
+    try:
+        return next(CronSim(expression, after.replace(microsecond=0)))
+    except (CronSimError, StopIteration) as error:
+        raise OpmlError(
+            f"Invalid cron expression {expression!r} ({error}): give five fields, minute hour day month weekday, "
+            "as in '0 3 * * *' for 03:00 UTC every day."
+        ) from error
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def fingerprint(*parts) -> str:
+    """A stable hash of a step's inputs, so an unchanged step can reuse its earlier output."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class PipelineService:
+    def __init__(
+        self,
+        repository: LocalPipelineRepository,
+        datasets: DatasetService,
+        runs: RunService,
+        api: ApiServerService,
+        home: Path,
+    ) -> None:
+        self.repository = repository
+        self._datasets = datasets
+        self._runs = runs
+        self.api = api
+        self._home = home
+
+    # Definitions
+
+    def create(self, name: str, definition: PipelineDefinition, description: str = "") -> Pipeline:
+        """Save ``definition`` as the next version of ``name``; an unchanged definition keeps its version."""
+        validate_pipeline_name(name)
+        definition.validate()
+        self._datasets.get(definition.dataset_name, definition.dataset_version)
+        pipeline, created = self.repository.add_pipeline(name, description.strip(), definition.to_dict())
+        if created:
+            log.info("Saved pipeline %s", pipeline.ref)
+        return pipeline
+
+    def create_from_yaml(self, name: str, path: str | Path, description: str = "") -> Pipeline:
+        source = Path(path).expanduser()
+        if not source.is_file():
+            raise OpmlError(f"File not found: {str(path)!r}; give the path of a pipeline YAML file.")
+        return self.create(name, PipelineDefinition.from_yaml(source.read_text(), str(source)), description)
+
+    def get(self, name: str, version: int | None = None) -> Pipeline:
+        pipeline = self.repository.get_pipeline(name, version)
+        if pipeline is not None:
+            return pipeline
+        if version is not None and self.repository.get_pipeline(name, None) is not None:
+            versions = ", ".join(str(item.version) for item in self.repository.pipeline_versions(name))
+            raise NotFoundError(f"Pipeline {name!r} has no version {version}; its versions are {versions}.")
+        known = [item.name for item in self.repository.list_pipelines()]
+        hint = f"pipelines: {', '.join(known)}" if known else "create one with: opml pipelines create"
+        raise NotFoundError(f"Pipeline {name!r} not found; {hint}.")
+
+    def definition(self, name: str, version: int | None = None) -> PipelineDefinition:
+        return PipelineDefinition.from_dict(self.get(name, version).definition)
+
+    def list(self) -> list[Pipeline]:
+        return self.repository.list_pipelines()
+
+    def versions(self, name: str) -> list[Pipeline]:
+        self.get(name)
+        return self.repository.pipeline_versions(name)
+
+    def export_yaml(self, name: str, version: int | None = None) -> str:
+        return self.definition(name, version).to_yaml()
+
+    # Published pipelines
+
+    def publish(self, name: str, version: int | None = None, description: str = "") -> PublishedPipeline:
+        """Give a pipeline version a REST endpoint on the API server."""
+        pipeline = self.get(name, version)
+        published_id = uuid.uuid4().hex
+        self.repository.add_published(published_id, pipeline.name, pipeline.version, description.strip() or pipeline.description)
+        log.info("Published %s as %s", pipeline.ref, published_id)
+        return self.published(published_id)
+
+    def published(self, reference: str) -> PublishedPipeline:
+        """Find a published pipeline by id, or the newest one published under a pipeline name."""
+        row = self.repository.get_published(reference)
+        if row is None:
+            rows = [item for item in self.repository.list_published() if item["name"] == reference]
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFoundError(
+                f"Published pipeline {reference!r} not found; list them with: opml pipelines list --published"
+            )
+        return to_published(row, self.api.endpoint(row["id"]))
+
+    def list_published(self) -> list[PublishedPipeline]:
+        return [to_published(row, self.api.endpoint(row["id"])) for row in self.repository.list_published()]
+
+    def disable(self, reference: str) -> PublishedPipeline:
+        published = self.published(reference)
+        self.repository.set_published_status(published.id, "Disabled")
+        return self.published(published.id)
+
+    def enable(self, reference: str) -> PublishedPipeline:
+        published = self.published(reference)
+        self.repository.set_published_status(published.id, "Active")
+        return self.published(published.id)
+
+    # Runs
+
+    def submit(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        parameters: dict | None = None,
+        experiment: str | None = None,
+        trigger: str = "manual",
+        published_id: str | None = None,
+    ) -> PipelineRun:
+        """Start a run of a pipeline version with ``parameters`` overriding its flat parameters."""
+        pipeline = self.get(name, version)
+        parameters = dict(parameters or {})
+        definition = PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters)
+        experiment = validate_experiment_name(experiment) if experiment else definition.experiment
+        self._datasets.get(definition.dataset_name, definition.dataset_version)
+
+        run_id = f"PipelineRun_{uuid.uuid4().hex[:12]}"
+        self.repository.insert_run(
+            {
+                "id": run_id,
+                "pipeline_name": pipeline.name,
+                "pipeline_version": pipeline.version,
+                "published_id": published_id,
+                "experiment": experiment,
+                "trigger": trigger,
+                "status": "Queued",
+                "parameters_json": json.dumps(parameters),
+                "definition_json": json.dumps(definition.to_dict()),
+                "created_at": utc_now(),
+            },
+            STEP_NAMES,
+        )
+        process = spawn_python_module(RUNNER_MODULE, [str(self._home), run_id], self.repository.log_path(run_id), detached=True)
+        self.repository.set_run_process(run_id, process.pid, start_ticks(process.pid))
+        log.info("Started pipeline run %s of %s (runner pid %d)", run_id, pipeline.ref, process.pid)
+        return self.get_run(run_id)
+
+    def submit_published(
+        self, published_id: str, *, parameters: dict | None = None, experiment: str | None = None, trigger: str = "rest"
+    ) -> PipelineRun:
+        """Start a run of an Active published pipeline; a Disabled one is reported as not found."""
+        row = self.repository.get_published(published_id)
+        if row is None:
+            raise NotFoundError(f"Published pipeline {published_id!r} not found; list them with: opml pipelines list --published")
+        if row["status"] != "Active":
+            raise NotFoundError(
+                f"Published pipeline {published_id!r} is {row['status']}; enable it with: opml pipelines enable {published_id}"
+            )
+        return self.submit(
+            row["name"],
+            row["pipeline_version"],
+            parameters=parameters,
+            experiment=experiment,
+            trigger=trigger,
+            published_id=published_id,
+        )
+
+    def get_run(self, run_id: str) -> PipelineRun:
+        self.reconcile()
+        run = self.repository.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Pipeline run {run_id!r} not found; list them with: opml pipelines runs")
+        return run
+
+    def list_runs(self, limit: int = 100, pipeline: str | None = None) -> list[PipelineRun]:
+        self.reconcile()
+        return self.repository.list_runs(limit, pipeline)
+
+    def cancel(self, run_id: str) -> PipelineRun:
+        run = self.get_run(run_id)
+        if not run.is_active:
+            raise OpmlError(f"Pipeline run {run_id} is already {run.status}; only Queued or Running runs can be canceled.")
+        self.repository.request_cancel(run_id)
+        return self.get_run(run_id)
+
+    def logs(self, run_id: str, step: str | None = None, tail: int | None = None) -> str:
+        self.get_run(run_id)
+        if step is not None and step not in STEP_NAMES:
+            raise OpmlError(f"Unknown step {step!r}: the steps are {', '.join(STEP_NAMES)}.")
+        path = self.repository.log_path(run_id, step)
+        if not path.exists():
+            return ""
+        lines = path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail:] if tail else lines)
+
+    def wait(self, run_id: str, timeout_s: float | None = None, poll_s: float = 1.0) -> PipelineRun:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            run = self.get_run(run_id)
+            if not run.is_active or (deadline is not None and time.monotonic() > deadline):
+                return run
+            time.sleep(poll_s)
+
+    def reconcile(self) -> None:
+        """End active runs whose runner process is gone, so none stays Running forever."""
+        for row in self.repository.active_run_rows():
+            if row["pid"] is None:
+                run = self.repository.get_run(row["id"])
+                if run is not None and (datetime.now(timezone.utc) - run.created_at).total_seconds() < SPAWN_GRACE_S:
+                    continue
+            elif is_alive(row["pid"], row["process_start"]):
+                continue
+            run = self.repository.get_run(row["id"])
+            for step in run.steps:
+                automl_run = step.outputs.get("automl_run")
+                if step.status == "Running" and automl_run:
+                    try:
+                        if self._runs.get(automl_run).is_active:
+                            self._runs.cancel(automl_run)
+                    except OpmlError:
+                        pass
+            if row["cancel_requested"]:
+                self.repository.finish_run(row["id"], "Canceled", "Canceled by request")
+            elif self.repository.finish_run(
+                row["id"],
+                "Failed",
+                f"The runner process (pid {row['pid']}) ended without recording a result; see the run log.",
+            ):
+                log.warning("Pipeline run %s failed: its runner process is gone", row["id"])
+
+    # API tokens
+
+    def create_token(self, name: str) -> tuple[ApiToken, str]:
+        """Create a bearer token; the secret is returned once and only its hash is stored."""
+        if not SCHEDULE_NAME_PATTERN.match(name or ""):
+            raise OpmlError(
+                f"Invalid token name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', as in ci-trigger."
+            )
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = uuid.uuid4().hex[:12]
+        self.repository.add_token(token_id, name, hash_token(secret))
+        token = next(item for item in self.repository.list_tokens() if item.id == token_id)
+        return token, secret
+
+    def list_tokens(self) -> list[ApiToken]:
+        return self.repository.list_tokens()
+
+    def revoke_token(self, reference: str) -> ApiToken:
+        """Revoke a token by id or name; requests with it get 401 at once."""
+        matches = [item for item in self.repository.list_tokens() if reference in (item.id, item.name) and item.active]
+        if not matches:
+            raise NotFoundError(f"No active API token with id or name {reference!r}; list them with: opml api token list")
+        if len(matches) > 1:
+            ids = ", ".join(item.id for item in matches)
+            raise OpmlError(f"Several active tokens are named {reference!r} ({ids}); revoke one by its id.")
+        self.repository.revoke_token(matches[0].id)
+        return next(item for item in self.repository.list_tokens() if item.id == matches[0].id)
+
+    def authenticate(self, secret: str) -> ApiToken | None:
+        return self.repository.use_token(hash_token(secret)) if secret else None
+
+    # Schedules
+
+    def create_schedule(
+        self,
+        name: str,
+        published: str,
+        *,
+        every: str | None = None,
+        cron: str | None = None,
+        parameters: dict | None = None,
+        experiment: str | None = None,
+    ) -> Schedule:
+        """Trigger a published pipeline every ``every`` (such as 1h) or on a cron expression in UTC."""
+        if not SCHEDULE_NAME_PATTERN.match(name or ""):
+            raise OpmlError(f"Invalid schedule name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', as in nightly.")
+        if self.repository.get_schedule(name) is not None:
+            raise OpmlError(f"Schedule {name!r} already exists; delete it first or choose another name.")
+        if (every is None) == (cron is None):
+            raise OpmlError("Give either an interval (such as 1h) or a cron expression (such as '0 3 * * *'), not both.")
+        target = self.published(published)
+        pipeline = self.get(target.name, target.pipeline_version)
+        PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters or {})
+        if experiment:
+            validate_experiment_name(experiment)
+        interval_s = parse_interval(every) if every is not None else None
+        now = datetime.now(timezone.utc)
+        first = now + timedelta(seconds=interval_s) if interval_s else next_cron_time(cron, now)
+
+        self.repository.add_schedule(
+            {
+                "id": uuid.uuid4().hex[:12],
+                "name": name,
+                "published_id": target.id,
+                "interval_s": interval_s,
+                "cron": cron,
+                "experiment": experiment or PipelineDefinition.from_dict(pipeline.definition).experiment,
+                "parameters_json": json.dumps(parameters or {}),
+                "status": "Active",
+                "next_run_at": first.isoformat(timespec="milliseconds"),
+                "created_at": utc_now(),
+            }
+        )
+        return self.schedule(name)
+
+    def schedule(self, name: str) -> Schedule:
+        found = self.repository.get_schedule(name)
+        if found is None:
+            raise NotFoundError(f"Schedule {name!r} not found; list them with: opml pipelines schedule list")
+        return found
+
+    def list_schedules(self) -> list[Schedule]:
+        return self.repository.list_schedules()
+
+    def pause_schedule(self, name: str) -> Schedule:
+        self.schedule(name)
+        self.repository.update_schedule(name, f"Paused schedule {name}", status="Paused", next_run_at=None)
+        return self.schedule(name)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        schedule = self.schedule(name)
+        next_run = self._next_time(schedule, datetime.now(timezone.utc))
+        self.repository.update_schedule(name, f"Resumed schedule {name}", status="Active", next_run_at=next_run)
+        return self.schedule(name)
+
+    def delete_schedule(self, name: str) -> None:
+        self.schedule(name)
+        self.repository.delete_schedule(name)
+
+    def fire_due_schedules(self, now: datetime | None = None) -> list[str]:
+        """Start a run for each Active schedule whose time has come; return the run ids.
+
+        A schedule whose time passed while the API server was down fires
+        once, then continues from now. A schedule whose previous run is still
+        active skips this turn, so slow runs do not pile up.
+        """
+        now = now or datetime.now(timezone.utc)
+        started = []
+        for schedule in self.repository.list_schedules():
+            if schedule.status != "Active" or schedule.next_run_at is None or schedule.next_run_at > now:
+                continue
+            expected = schedule.next_run_at.isoformat(timespec="milliseconds")
+            if not self.repository.claim_schedule(schedule.name, expected, self._next_time(schedule, now)):
+                continue
+            if schedule.last_run_id:
+                previous = self.repository.get_run(schedule.last_run_id)
+                if previous is not None and previous.is_active:
+                    self.repository.update_schedule(
+                        schedule.name, last_error=f"Skipped at {now:%Y-%m-%d %H:%M:%S} UTC: run {previous.id} is still {previous.status}."
+                    )
+                    continue
+            try:
+                run = self.submit_published(
+                    schedule.published_id,
+                    parameters=schedule.parameters,
+                    experiment=schedule.experiment,
+                    trigger=f"schedule:{schedule.name}",
+                )
+            except OpmlError as error:
+                self.repository.update_schedule(schedule.name, last_error=error.message)
+                log.warning("Schedule %s could not start a run: %s", schedule.name, error.message)
+                continue
+            self.repository.update_schedule(schedule.name, last_run_id=run.id, last_error=None)
+            log.info("Schedule %s started pipeline run %s", schedule.name, run.id)
+            started.append(run.id)
+        return started
+
+    @staticmethod
+    def _next_time(schedule: Schedule, now: datetime) -> str:
+        if schedule.cron:
+            following = next_cron_time(schedule.cron, now)
+        else:
+            following = now + timedelta(seconds=schedule.interval_s or MIN_INTERVAL_S)
+        return following.isoformat(timespec="milliseconds")
