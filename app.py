@@ -25,16 +25,18 @@ def home() -> None:
         f"(SQLite metadata and an artifact folder) · schema version {workspace.schema_version}"
     )
 
-    datasets, runs, models, deployments = st.columns(4)
+    datasets, runs, models, deployments, pipelines = st.columns(5)
     datasets.metric("Datasets", summary.datasets, help=f"{summary.dataset_versions} versions in all")
     runs.metric("Runs", NOT_AVAILABLE if summary.runs is None else summary.runs)
     models.metric("Models", NOT_AVAILABLE if summary.models is None else summary.models)
     deployments.metric("Deployments", NOT_AVAILABLE if summary.deployments is None else summary.deployments)
+    pipelines.metric("Pipeline runs", summary.pipeline_runs)
     if summary.deployments is None:
         st.caption("Deployments are not available yet in this version of opml.")
 
     st.page_link("pages/datasets.py", label="Browse and register datasets", icon=":material/table:")
     st.page_link("pages/automl_runs.py", label="Start an AutoML run", icon=":material/model_training:")
+    st.page_link("pages/pipelines.py", label="Run the training as a pipeline", icon=":material/account_tree:")
 
     st.subheader("Recent activity")
     activity = workspace.recent_activity(limit=15)
@@ -59,6 +61,7 @@ navigation = st.navigation(
         st.Page("pages/deployments.py", title="Deployments", icon=":material/cloud_upload:"),
         st.Page("pages/playground.py", title="Scoring playground", icon=":material/science:"),
         st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
+        st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:"),
     ]
 )
 navigation.run()

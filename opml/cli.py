@@ -868,5 +868,11 @@ def _print_json(data) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+from opml.cli_pipelines import api, pipelines, quickstart  # noqa: E402  (defined in their own module)
+
+cli.add_command(pipelines)
+cli.add_command(api)
+cli.add_command(quickstart)
+
 if __name__ == "__main__":
     main()

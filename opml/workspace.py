@@ -37,6 +37,7 @@ class WorkspaceSummary:
     runs: int | None
     models: int | None
     deployments: int | None
+    pipeline_runs: int
     """None for capabilities this version of opml does not provide yet."""
 
 
@@ -94,6 +95,7 @@ class Workspace:
             runs=self.runs.repository.count(),
             models=self._model_repository.count(),
             deployments=self._deployment_repository.count(),
+            pipeline_runs=self.pipelines.repository.count_runs(),
         )
 
     def recent_activity(self, limit: int = 10) -> list[Activity]:

@@ -265,25 +265,35 @@ def _deploy_decision(context: StepContext, existing, metric: str, score: float) 
         return False, f"{metric} {score:.4f} < threshold {threshold:g}"
     if existing is None:
         return True, "no model is deployed yet"
-    current = _current_score(context, existing, metric)
-    if score > current:
-        return True, f"{metric} {score:.4f} beats the deployed {existing.model_ref} ({current:.4f})"
-    return False, f"{metric} {score:.4f} does not beat the deployed {existing.model_ref} ({current:.4f})"
+    new_score, current, basis = _comparison(context, existing, metric, score)
+    if new_score > current:
+        return True, f"{metric} {new_score:.4f} beats the deployed {existing.model_ref} ({current:.4f}, {basis})"
+    return False, f"{metric} {new_score:.4f} does not beat the deployed {existing.model_ref} ({current:.4f}, {basis})"
 
 
-def _current_score(context: StepContext, deployment, metric: str) -> float:
-    """Score the deployed model on the same data as the new one, or fall back to its recorded metric."""
+def _comparison(context: StepContext, deployment, metric: str, score: float) -> tuple[float, float, str]:
+    """Return the new and the deployed model's scores on a common basis, and that basis.
+
+    Both are scored on the evaluation data when the deployed model was
+    trained on the same training dataset as the new one, so neither has seen
+    those rows. Otherwise the deployed model may have trained on them, and
+    the validation metrics recorded by AutoML are compared instead.
+    """
     workspace = context.workspace
-    reference = context.outputs["evaluate"]["evaluated_on"]
     model = workspace.models.get(deployment.model_name, deployment.model_version)
-    if not reference.startswith("validation of"):
+    reference = context.outputs["evaluate"]["evaluated_on"]
+    training = context.outputs["dataset"].get("train_dataset") or context.outputs["dataset"]["dataset"]
+    same_training_data = model.dataset_name == parse_dataset_ref(training)[0]
+    if same_training_data and not reference.startswith("validation of"):
         try:
             frame = workspace.datasets.load(*parse_dataset_ref(reference))
             trained = workspace.models.load(model.name, model.version)
-            return evaluate_model(trained, frame, context.definition.automl.label_column_name, reference)[metric]
+            current = evaluate_model(trained, frame, context.definition.automl.label_column_name, reference)[metric]
+            return score, current, f"both scored on {reference}"
         except OpmlError as error:
-            log.warning("Could not score %s on %s (%s); comparing recorded metrics", model.ref, reference, error)
-    return model.metrics.get(metric, float("-inf"))
+            log.warning("Could not score %s on %s (%s); comparing validation metrics", model.ref, reference, error)
+    new_score = context.outputs["automl"]["validation_score"]
+    return new_score, model.metrics.get(metric, float("-inf")), "validation metrics, as the deployed model trained on other data"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,425 @@
+"""Pipelines: define the training as steps, publish it to a REST endpoint, run it, monitor it, schedule it."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from opml import OpmlError, ui
+from opml.automl.settings import PRIMARY_METRICS, AutoMLSettings
+from opml.deployments import default_deployment_name
+from opml.pipelines.definition import DEPLOY_CONDITIONS, PipelineDefinition
+from opml.pipelines.snippets import TOKEN_VARIABLE, curl_snippet, python_snippet
+
+workspace = ui.page("Pipelines")
+service = workspace.pipelines
+
+
+def act(action, success: str) -> None:
+    """Run one operation; flash its result and rerun, or show its error in place."""
+    try:
+        with st.spinner("Working…"):
+            action()
+    except OpmlError as error:
+        st.error(error.message)
+        return
+    ui.flash(success)
+    st.rerun()
+
+
+# The API server serves the published endpoints and fires schedules; the dashboard starts it on demand.
+server = workspace.api.status()
+if server.state != "Running" and (service.list_published() or service.list_schedules()):
+    try:
+        with st.spinner("Starting the API server…"):
+            server = workspace.api.ensure_running()
+    except OpmlError as error:
+        st.error(error.message)
+server_column, button_column = st.columns([4, 1])
+if server.state == "Running":
+    server_column.caption(f"API server running at {server.base_uri} (pid {server.pid}); it serves published endpoints and fires schedules.")
+    if button_column.button("Stop API server"):
+        act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused.")
+else:
+    server_column.caption(f"API server {server.state}. {server.error or ''}")
+    if button_column.button("Start API server"):
+        act(workspace.api.ensure_running, "Started the API server.")
+
+pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs", "Schedules", "Tokens"])
+
+
+def definition_form(datasets) -> None:
+    """The create-or-edit form; its defaults come from a pipeline to edit or from an AutoML run's settings."""
+    pipelines = service.list()
+    runs = [run for run in workspace.runs.list() if run.kind == "automl"]
+    sources = ["New pipeline"] + [f"Edit {item.name}" for item in pipelines] + [f"Settings of AutoML run {run.id}" for run in runs]
+    source = st.selectbox("Start from", sources, key="pipeline_source")
+
+    name_default, description_default = "Bankmarketing Train", ""
+    base: PipelineDefinition | None = None
+    if source.startswith("Edit "):
+        pipeline = service.get(source.removeprefix("Edit "))
+        base = PipelineDefinition.from_dict(pipeline.definition)
+        name_default, description_default = pipeline.name, pipeline.description
+    elif source.startswith("Settings of AutoML run "):
+        run = workspace.runs.get(source.removeprefix("Settings of AutoML run "))
+        base = PipelineDefinition(
+            dataset_name=run.dataset_name,
+            automl=AutoMLSettings.from_dict(run.settings),
+            model_name=f"{run.dataset_name}-model",
+            test_fraction=0.2,
+            deployment_name=default_deployment_name(run.dataset_name),
+            experiment=f"{run.dataset_name}-pipeline",
+        )
+
+    names = [item.name for item in datasets]
+    dataset_default = base.dataset_name if base and base.dataset_name in names else names[0]
+    with st.form("pipeline_definition"):
+        name_column, experiment_column = st.columns(2)
+        name = name_column.text_input("Pipeline name", value=name_default)
+        experiment = experiment_column.text_input(
+            "Experiment", value=base.experiment if base else f"{dataset_default}-pipeline"
+        )
+        description = st.text_input("Description", value=description_default)
+        st.markdown("**1. Dataset**")
+        dataset_column, version_column, split_column = st.columns(3)
+        dataset_name = dataset_column.selectbox("Dataset", names, index=names.index(dataset_default))
+        version_text = version_column.text_input(
+            "Version (latest or a number)", value=str(base.dataset_version) if base and base.dataset_version else "latest"
+        )
+        test_fraction = split_column.number_input(
+            "Test fraction (0 for none)", min_value=0.0, max_value=0.5, step=0.05, value=base.test_fraction if base else 0.2
+        )
+        st.markdown("**2. AutoML**")
+        settings = base.automl if base else AutoMLSettings(label_column_name="y", experiment_timeout_seconds=60)
+        label_column, metric_column, budget_column, folds_column = st.columns(4)
+        label = label_column.text_input("Label column", value=settings.label_column_name)
+        metric = metric_column.selectbox("Primary metric", PRIMARY_METRICS, index=PRIMARY_METRICS.index(settings.primary_metric))
+        budget = budget_column.number_input("Time budget (s)", min_value=5, value=int(settings.experiment_timeout_seconds), step=5)
+        folds = folds_column.number_input("Folds", min_value=2, max_value=20, value=settings.n_cross_validations or 5)
+        st.markdown("**3. Evaluate** on the test split, or on a named dataset when the test fraction is 0")
+        evaluate_dataset = st.text_input("Evaluate dataset (NAME[:VERSION], optional)", value=base.evaluate_dataset or "" if base else "")
+        st.markdown("**4. Register**")
+        model_name = st.text_input("Model name", value=base.model_name if base else f"{dataset_default}-model")
+        st.markdown("**5. Deploy** (optional)")
+        deployment_column, condition_column, threshold_column = st.columns(3)
+        deployment_name = deployment_column.text_input(
+            "Deployment (empty to skip)", value=(base.deployment_name or "") if base else default_deployment_name(dataset_default)
+        )
+        condition = condition_column.selectbox(
+            "Deploy when", DEPLOY_CONDITIONS, index=DEPLOY_CONDITIONS.index(base.deploy_condition if base else "better"),
+            help="always; threshold: the primary metric reaches the threshold; better: it beats the model deployed now.",
+        )
+        threshold = threshold_column.number_input(
+            "Threshold", min_value=0.0, max_value=1.0, step=0.01,
+            value=base.deploy_threshold if base and base.deploy_threshold is not None else 0.9,
+        )
+        allow_reuse = st.checkbox("Reuse the output of unchanged steps", value=base.allow_reuse if base else True)
+        submitted = st.form_submit_button("Save pipeline", type="primary")
+
+    if submitted:
+        try:
+            version = None if version_text.strip() in ("", "latest") else int(version_text)
+        except ValueError:
+            st.error(f"Invalid dataset version {version_text!r}: give latest or a whole number such as 1.")
+            return
+        try:
+            definition = PipelineDefinition(
+                dataset_name=dataset_name,
+                dataset_version=version,
+                test_fraction=float(test_fraction),
+                automl=AutoMLSettings(**{
+                    **settings.to_dict(),
+                    "blocked_models": tuple(settings.blocked_models),
+                    "label_column_name": label,
+                    "primary_metric": metric,
+                    "experiment_timeout_seconds": float(budget),
+                    "n_cross_validations": int(folds),
+                    "validation_size": None,
+                }),
+                evaluate_dataset=evaluate_dataset.strip() or None,
+                model_name=model_name.strip(),
+                deployment_name=deployment_name.strip() or None,
+                deploy_condition=condition,
+                deploy_threshold=float(threshold) if condition == "threshold" else None,
+                experiment=experiment.strip(),
+                allow_reuse=allow_reuse,
+            )
+            pipeline = service.create(name.strip(), definition, description)
+        except OpmlError as error:
+            st.error(error.message)
+            return
+        ui.flash(f"Saved pipeline {pipeline.ref}.")
+        st.session_state["selected_pipeline"] = pipeline.name
+        st.rerun()
+
+
+with pipelines_tab:
+    datasets = workspace.datasets.list()
+    with st.expander("Create or edit a pipeline", expanded=not service.list()):
+        if not datasets:
+            st.info("Register a dataset first, on the Datasets page.")
+        else:
+            definition_form(datasets)
+    with st.expander("Load a pipeline from YAML"):
+        with st.form("pipeline_yaml"):
+            yaml_name = st.text_input("Pipeline name", key="yaml_name")
+            upload = st.file_uploader("Definition (YAML)", type=["yaml", "yml"])
+            loaded = st.form_submit_button("Save pipeline")
+        if loaded:
+            if upload is None:
+                st.error("Choose a YAML file to load.")
+            else:
+                try:
+                    definition = PipelineDefinition.from_yaml(upload.getvalue().decode(errors="replace"), upload.name)
+                    pipeline = service.create(yaml_name.strip(), definition)
+                except OpmlError as error:
+                    st.error(error.message)
+                else:
+                    ui.flash(f"Saved pipeline {pipeline.ref} from {upload.name}.")
+                    st.rerun()
+
+    pipelines = service.list()
+    if not pipelines:
+        st.info("No pipelines yet. Create one above.")
+    else:
+        names = [item.name for item in pipelines]
+        if st.session_state.get("selected_pipeline") not in names:
+            st.session_state["selected_pipeline"] = names[0]
+        name_column, version_column = st.columns([3, 1])
+        selected = name_column.selectbox("Pipeline", names, key="selected_pipeline")
+        versions = [item.version for item in service.versions(selected)]
+        version = version_column.selectbox("Version", list(reversed(versions)), key="selected_pipeline_version")
+        pipeline = service.get(selected, version)
+        definition = PipelineDefinition.from_dict(pipeline.definition)
+        if pipeline.description:
+            st.caption(pipeline.description)
+        steps = pd.DataFrame(
+            [
+                {"Step": "1. dataset", "Parameters": f"{definition.dataset_label}, test fraction {definition.test_fraction:g}"},
+                {"Step": "2. automl", "Parameters": f"label {definition.automl.label_column_name}, {definition.automl.primary_metric}, "
+                 f"{definition.automl.experiment_timeout_seconds:g} s, {definition.automl.n_cross_validations or '-'} folds"},
+                {"Step": "3. evaluate", "Parameters": definition.evaluate_dataset or ("test split" if definition.test_fraction else "validation metrics")},
+                {"Step": "4. register", "Parameters": definition.model_name},
+                {"Step": "5. deploy", "Parameters": "skipped" if not definition.deployment_name else
+                 f"{definition.deployment_name} when {definition.deploy_condition}"
+                 + (f" {definition.deploy_threshold:g}" if definition.deploy_condition == "threshold" else "")},
+            ]
+        )
+        st.dataframe(steps, hide_index=True)
+        submit_column, publish_column, download_column = st.columns(3)
+        if submit_column.button("Submit run", type="primary"):
+            try:
+                run = service.submit(pipeline.name, pipeline.version, trigger="dashboard")
+            except OpmlError as error:
+                st.error(error.message)
+            else:
+                st.session_state["selected_pipeline_run"] = run.id
+                ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
+                st.rerun()
+        if publish_column.button("Publish"):
+            def publish() -> None:
+                workspace.api.ensure_running()
+                service.publish(pipeline.name, pipeline.version)
+
+            act(publish, f"Published {pipeline.ref}.")
+        download_column.download_button(
+            "Download YAML", definition.to_yaml(), file_name=f"{pipeline.name.replace(' ', '_')}-{pipeline.version}.yaml"
+        )
+
+    published_items = service.list_published()
+    st.subheader("Published pipelines")
+    if not published_items:
+        st.info("Nothing is published yet. Publish a pipeline to give it a REST endpoint.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"Id": item.id, "Name": item.name, "Version": item.pipeline_version, "Status": item.status,
+                     "Endpoint": item.endpoint, "Published": item.created_at.strftime("%Y-%m-%d %H:%M")}
+                    for item in published_items
+                ]
+            ),
+            hide_index=True,
+        )
+        labels = {f"{item.name}:{item.pipeline_version} ({item.id[:8]}, {item.status})": item for item in published_items}
+        chosen = labels[st.selectbox("Published pipeline", list(labels), key="selected_published")]
+        experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
+        if chosen.endpoint:
+            st.markdown(f"REST endpoint: `{chosen.endpoint}`")
+            st.caption(f"Create a token on the Tokens tab and put it in the environment variable {TOKEN_VARIABLE}.")
+            st.code(python_snippet(chosen.endpoint, experiment), language="python")
+            st.code(curl_snippet(chosen.endpoint, experiment), language="bash")
+        toggle_column, run_column = st.columns(2)
+        if chosen.status == "Active":
+            if toggle_column.button("Disable"):
+                act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint answers 404.")
+        elif toggle_column.button("Enable"):
+            act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
+        if run_column.button("Submit run of the published pipeline", disabled=chosen.status != "Active"):
+            try:
+                run = service.submit_published(chosen.id, trigger="dashboard")
+            except OpmlError as error:
+                st.error(error.message)
+            else:
+                st.session_state["selected_pipeline_run"] = run.id
+                ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
+                st.rerun()
+
+
+STATUS_COLORS = {
+    "NotStarted": "#e0e0e0", "Running": "#90caf9", "Completed": "#a5d6a7", "Reused": "#c5e1a5",
+    "Failed": "#ef9a9a", "Skipped": "#f5f5f5", "Canceled": "#ffe082",
+}
+
+
+def step_graph(run) -> str:
+    """The run's steps as a Graphviz chain, each node colored by its status."""
+    nodes = []
+    for step in run.steps:
+        duration = "" if step.duration_s is None else f"\\n{step.duration_s:.1f} s"
+        nodes.append(
+            f'"{step.name}" [label="{step.position + 1}. {step.name}\\n{step.status}{duration}", '
+            f'style=filled, fillcolor="{STATUS_COLORS.get(step.status, "#ffffff")}", shape=box]'
+        )
+    edges = " -> ".join(f'"{step.name}"' for step in run.steps)
+    return "digraph { rankdir=LR; " + "; ".join(nodes) + f"; {edges} }}"
+
+
+with runs_tab:
+    runs = service.list_runs()
+    if not runs:
+        st.info("No pipeline runs yet. Submit one on the Pipelines tab.")
+    else:
+        @st.fragment(run_every="2s" if any(run.is_active for run in runs) else None)
+        def runs_view() -> None:
+            current = service.list_runs()
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"Run": run.id, "Pipeline": run.pipeline_ref, "Status": run.status, "Trigger": run.trigger,
+                         "Experiment": run.experiment, "Started": run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                         "Duration (s)": None if run.duration_s is None else round(run.duration_s, 1),
+                         "Error": run.error or ""}
+                        for run in current
+                    ]
+                ),
+                hide_index=True,
+            )
+            run_ids = [run.id for run in current]
+            if st.session_state.get("selected_pipeline_run") not in run_ids:
+                st.session_state["selected_pipeline_run"] = run_ids[0]
+            run_id = st.selectbox("Run", run_ids, key="selected_pipeline_run")
+            run = service.get_run(run_id)
+            st.subheader(f"Run {run.id}: {run.status}")
+            if run.error:
+                st.error(run.error)
+            st.graphviz_chart(step_graph(run))
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"Step": step.name, "Status": step.status,
+                         "Duration (s)": None if step.duration_s is None else round(step.duration_s, 1),
+                         "Reused from": step.reused_from or "",
+                         "Outputs": json.dumps({key: value for key, value in step.outputs.items() if key != "metrics"}),
+                         "Error": step.error or ""}
+                        for step in run.steps
+                    ]
+                ),
+                hide_index=True,
+            )
+            if run.parameters:
+                st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
+            if run.is_active and st.button("Cancel run"):
+                act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
+            log_step = st.selectbox("Log", ["run", "dataset", "automl", "evaluate", "register", "deploy"], key="pipeline_log_step")
+            st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log")
+            if not any(item.is_active for item in current) and any(item.is_active for item in runs):
+                st.rerun()
+
+        runs_view()
+
+
+with schedules_tab:
+    published_items = [item for item in service.list_published()]
+    with st.expander("Create a schedule", expanded=not service.list_schedules()):
+        if not published_items:
+            st.info("Publish a pipeline first; schedules trigger published pipelines.")
+        else:
+            with st.form("create_schedule"):
+                labels = {f"{item.name}:{item.pipeline_version} ({item.id[:8]})": item.id for item in published_items}
+                target = st.selectbox("Published pipeline", list(labels))
+                schedule_name = st.text_input("Schedule name", value="nightly")
+                kind = st.radio("Recurrence", ["Interval", "Cron expression (UTC)"], horizontal=True)
+                every = st.text_input("Interval (such as 30m, 6h, 1d)", value="1d")
+                cron = st.text_input("Cron expression", value="0 3 * * *")
+                created = st.form_submit_button("Create schedule")
+            if created:
+                def create() -> None:
+                    service.create_schedule(
+                        schedule_name.strip(),
+                        labels[target],
+                        every=every if kind == "Interval" else None,
+                        cron=cron if kind != "Interval" else None,
+                    )
+                    workspace.api.ensure_running()
+
+                act(create, f"Created schedule {schedule_name}.")
+
+    schedules = service.list_schedules()
+    if not schedules:
+        st.info("No schedules.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"Schedule": item.name, "Status": item.status, "Recurrence": item.recurrence,
+                     "Next run (UTC)": item.next_run_at.strftime("%Y-%m-%d %H:%M:%S") if item.next_run_at else "",
+                     "Last run": item.last_run_id or "", "Note": item.last_error or ""}
+                    for item in schedules
+                ]
+            ),
+            hide_index=True,
+        )
+        chosen_schedule = st.selectbox("Schedule", [item.name for item in schedules], key="selected_schedule")
+        pause_column, resume_column, delete_column = st.columns(3)
+        if pause_column.button("Pause"):
+            act(lambda: service.pause_schedule(chosen_schedule), f"Paused {chosen_schedule}.")
+        if resume_column.button("Resume"):
+            act(lambda: service.resume_schedule(chosen_schedule), f"Resumed {chosen_schedule}.")
+        if delete_column.button("Delete schedule"):
+            act(lambda: service.delete_schedule(chosen_schedule), f"Deleted {chosen_schedule}.")
+
+
+with tokens_tab:
+    secret = st.session_state.pop("new_token_secret", None)
+    if secret:
+        st.success("Copy this token now; it is not shown again.")
+        st.code(secret, language=None)
+    with st.form("create_token"):
+        token_name = st.text_input("Token name", value="notebook")
+        if st.form_submit_button("Create token"):
+            try:
+                _, st.session_state["new_token_secret"] = service.create_token(token_name.strip())
+            except OpmlError as error:
+                st.error(error.message)
+            else:
+                st.rerun()
+    tokens = service.list_tokens()
+    if tokens:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"Id": item.id, "Name": item.name, "Created": item.created_at.strftime("%Y-%m-%d %H:%M"),
+                     "Status": "active" if item.active else "revoked",
+                     "Last used": item.last_used_at.strftime("%Y-%m-%d %H:%M") if item.last_used_at else "never"}
+                    for item in tokens
+                ]
+            ),
+            hide_index=True,
+        )
+        active = [item.id for item in tokens if item.active]
+        if active:
+            revoke_id = st.selectbox("Token", active, key="revoke_token")
+            if st.button("Revoke token"):
+                act(lambda: service.revoke_token(revoke_id), f"Revoked token {revoke_id}.")

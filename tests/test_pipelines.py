@@ -1,0 +1,304 @@
+"""Pipeline definitions, and pipeline runs executed by real runner processes on a small sample."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import opml
+from opml.automl.settings import AutoMLSettings
+from opml.errors import OpmlError
+from opml.pipelines.definition import PipelineDefinition
+from opml.pipelines.service import next_cron_time, parse_interval
+from tests.conftest import register_small
+
+RUN_TIMEOUT_S = 180
+PIPELINE = "Bankmarketing Train"
+
+
+def small_definition(**changes) -> PipelineDefinition:
+    values = {
+        "dataset_name": "bm-small",
+        "automl": AutoMLSettings(label_column_name="y", experiment_timeout_seconds=8, n_cross_validations=3),
+        "model_name": "bm-pipeline-model",
+        "test_fraction": 0.2,
+        "deployment_name": "bm-pipeline",
+        "deploy_condition": "always",
+        "experiment": "pipeline-test",
+    }
+    return PipelineDefinition(**{**values, **changes})
+
+
+def wait_for_step(workspace: opml.Workspace, run_id: str, step: str, status: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = workspace.pipelines.get_run(run_id)
+        if next(item for item in run.steps if item.name == step).status == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Step {step} of {run_id} did not become {status}: {workspace.pipelines.get_run(run_id)}")
+
+
+@pytest.fixture(scope="module")
+def pipeline_runs(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path):
+    """A workspace where the pipeline ran twice, unchanged; every deployment is deleted afterwards."""
+    workspace = opml.connect(tmp_path_factory.mktemp("pipelines") / "workspace")
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(), "Train on the small sample.")
+    first = workspace.pipelines.wait(workspace.pipelines.submit(PIPELINE).id, timeout_s=RUN_TIMEOUT_S)
+    assert first.status == "Completed", workspace.pipelines.logs(first.id)
+    second = workspace.pipelines.wait(workspace.pipelines.submit(PIPELINE).id, timeout_s=RUN_TIMEOUT_S)
+    yield workspace, first, second
+    for item in workspace.deployments.list():
+        workspace.deployments.delete(item.name)
+
+
+# Definitions
+
+
+def test_definition_yaml_round_trip() -> None:
+    definition = small_definition(dataset_version=2, deploy_condition="threshold", deploy_threshold=0.9)
+
+    loaded = PipelineDefinition.from_yaml(definition.to_yaml())
+
+    assert loaded == definition
+    assert "steps:" in definition.to_yaml()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: [", "not valid YAML"),
+        ("steps: {dataset: {name: bm}}", "no 'automl' step"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y}, register: {model_name: m}, train: {}}", "Unknown steps train"),
+        ("steps: {dataset: {name: bm, size: 3}, automl: {label_column_name: y}, register: {model_name: m}}", "Unknown keys in steps.dataset: size"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y, primary_metric: f1}, register: {model_name: m}}", "Invalid primary metric 'f1'"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y, experiment_timeout_seconds: soon}, register: {model_name: m}}", "wrong type"),
+        ("steps: {dataset: {name: bm, test_fraction: 0.9}, automl: {label_column_name: y}, register: {model_name: m}}", "Invalid test_fraction 0.9"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y}, register: {model_name: m}, deploy: {deployment: svc, condition: threshold}}", "needs deploy_threshold"),
+    ],
+)
+def test_bad_definitions_are_named(text: str, message: str) -> None:
+    with pytest.raises(OpmlError, match=message):
+        PipelineDefinition.from_yaml(text)
+
+
+def test_parameter_assignments_override_and_validate() -> None:
+    definition = small_definition()
+
+    changed = definition.with_parameters({"experiment_timeout_seconds": 30, "dataset_version": 3, "model_name": "other"})
+
+    assert changed.automl.experiment_timeout_seconds == 30.0
+    assert changed.dataset_version == 3
+    assert changed.model_name == "other"
+    with pytest.raises(OpmlError, match="Unknown pipeline parameters budget, color"):
+        definition.with_parameters({"budget": 30, "color": "red"})
+    with pytest.raises(OpmlError, match="Invalid value 'x' for test_fraction: give a number"):
+        definition.with_parameters({"test_fraction": "x"})
+    with pytest.raises(OpmlError, match="Invalid value True for iterations"):
+        definition.with_parameters({"iterations": True})
+
+
+def test_create_versions_only_changed_definitions(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+
+    first = workspace.pipelines.create(PIPELINE, small_definition())
+    same = workspace.pipelines.create(PIPELINE, small_definition())
+    edited = workspace.pipelines.create(PIPELINE, small_definition(test_fraction=0.3))
+
+    assert (first.version, same.version, edited.version) == (1, 1, 2)
+    assert workspace.pipelines.definition(PIPELINE, 1).test_fraction == 0.2
+    assert workspace.pipelines.definition(PIPELINE).test_fraction == 0.3
+    with pytest.raises(OpmlError, match="has no version 7; its versions are 1, 2"):
+        workspace.pipelines.get(PIPELINE, 7)
+
+
+def test_create_rejects_unknown_dataset_and_bad_name(workspace: opml.Workspace) -> None:
+    with pytest.raises(OpmlError, match="Dataset 'bm-small' not found"):
+        workspace.pipelines.create(PIPELINE, small_definition())
+    with pytest.raises(OpmlError, match="Invalid pipeline name '-x'"):
+        workspace.pipelines.create("-x", small_definition())
+    assert workspace.pipelines.list() == []
+
+
+def test_yaml_file_round_trip(workspace: opml.Workspace, sample_csv: Path, tmp_path: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition())
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(workspace.pipelines.export_yaml(PIPELINE))
+
+    copy = workspace.pipelines.create_from_yaml("Copy", path)
+
+    assert copy.definition == workspace.pipelines.get(PIPELINE).definition
+
+
+# Schedule times
+
+
+def test_intervals_and_cron_expressions() -> None:
+    assert [parse_interval(text) for text in ("90", "30s", "15m", "2h", "1d")] == [90, 30, 900, 7200, 86400]
+    with pytest.raises(OpmlError, match="Invalid interval 'soon'"):
+        parse_interval("soon")
+    after = datetime(2026, 12, 4, 10, 17, tzinfo=timezone.utc)
+    assert next_cron_time("0 3 * * *", after) == datetime(2026, 12, 5, 3, 0, tzinfo=timezone.utc)
+    assert next_cron_time("*/15 * * * *", after) == datetime(2026, 12, 4, 10, 30, tzinfo=timezone.utc)
+    with pytest.raises(OpmlError, match="Invalid cron expression '0 3 \\* \\*'"):
+        next_cron_time("0 3 * *", after)
+
+
+# Runs
+
+
+def test_run_links_every_step_output(pipeline_runs) -> None:
+    workspace, run, _ = pipeline_runs
+    steps = {step.name: step for step in run.steps}
+
+    assert [step.status for step in run.steps] == ["Completed"] * 5
+    assert all(step.duration_s is not None and step.duration_s >= 0 for step in run.steps)
+    dataset = steps["dataset"].outputs
+    assert dataset["dataset"] == "bm-small:1"
+    train = workspace.datasets.get("bm-small-train", 1)
+    test = workspace.datasets.get("bm-small-test", 1)
+    assert (dataset["train_dataset"], dataset["test_dataset"]) == (train.ref, test.ref)
+    assert train.rows + test.rows == 600 and test.rows == 120
+
+    automl_run = workspace.runs.get(steps["automl"].outputs["automl_run"])
+    assert automl_run.status == "Completed"
+    assert automl_run.dataset_ref == train.ref
+    assert automl_run.experiment == "pipeline-test"
+    assert steps["automl"].outputs["best_iteration"] == automl_run.best_iteration
+
+    evaluation = steps["evaluate"].outputs
+    assert evaluation["evaluated_on"] == test.ref
+    assert evaluation["score"] == evaluation["metrics"]["AUC_weighted"]
+    assert 0.5 < evaluation["score"] <= 1.0
+
+    model = workspace.models.get("bm-pipeline-model", steps["register"].outputs["model_version"])
+    assert model.run_id == automl_run.id and model.child_iteration == automl_run.best_iteration
+    assert run.id in model.description
+
+    deploy = steps["deploy"].outputs
+    deployment = workspace.deployments.get("bm-pipeline")
+    assert deploy["action"] == "created"
+    assert deployment.model_ref == model.ref and deployment.state == "Healthy"
+    assert deploy["scoring_uri"] == deployment.scoring_uri
+
+
+def test_run_writes_a_log_per_step(pipeline_runs) -> None:
+    workspace, run, _ = pipeline_runs
+
+    assert "Evaluated child run" in workspace.pipelines.logs(run.id, "evaluate")
+    assert "Registered bm-pipeline-model:1" in workspace.pipelines.logs(run.id, "register")
+    assert f"Pipeline run {run.id} completed" in workspace.pipelines.logs(run.id)
+    with pytest.raises(OpmlError, match="Unknown step 'train'"):
+        workspace.pipelines.logs(run.id, "train")
+
+
+def test_unchanged_run_reuses_earlier_outputs(pipeline_runs) -> None:
+    workspace, first, second = pipeline_runs
+    steps = {step.name: step for step in second.steps}
+    earlier = {step.name: step for step in first.steps}
+
+    assert second.status == "Completed"
+    assert steps["dataset"].status == "Completed"
+    assert steps["dataset"].outputs["train_dataset"] == earlier["dataset"].outputs["train_dataset"]
+    for name in ("automl", "evaluate", "register"):
+        assert steps[name].status == "Reused"
+        assert steps[name].reused_from == first.id
+        assert steps[name].outputs == earlier[name].outputs
+    assert steps["deploy"].outputs["action"] == "unchanged"
+    assert len(workspace.models.list("bm-pipeline-model")) == 1
+    assert len(workspace.runs.list()) == 1
+
+
+def test_failed_step_fails_run_and_skips_the_rest(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+
+    run = workspace.pipelines.submit(PIPELINE, parameters={"label_column_name": "nope"})
+    run = workspace.pipelines.wait(run.id, timeout_s=RUN_TIMEOUT_S)
+
+    assert run.status == "Failed"
+    assert run.error.startswith("Step dataset failed: Label column 'nope' not found in bm-small:1")
+    assert [step.status for step in run.steps] == ["Failed", "Skipped", "Skipped", "Skipped", "Skipped"]
+    assert run.parameters == {"label_column_name": "nope"}
+
+
+def test_deploy_condition_keeps_the_deployed_model(pipeline_runs) -> None:
+    workspace, first, _ = pipeline_runs
+
+    run = workspace.pipelines.submit(
+        PIPELINE, parameters={"model_name": "bm-threshold", "deploy_condition": "threshold", "deploy_threshold": 1.01}
+    )
+    run = workspace.pipelines.wait(run.id, timeout_s=RUN_TIMEOUT_S)
+
+    deploy = next(step for step in run.steps if step.name == "deploy")
+    assert run.status == "Completed", run.error
+    assert deploy.outputs["action"] == "not deployed"
+    assert "< threshold 1.01" in deploy.outputs["reason"]
+    assert workspace.deployments.get("bm-pipeline").model_ref == "bm-pipeline-model:1"
+    assert workspace.models.get("bm-threshold").version == 1
+
+
+def test_cancel_stops_the_automl_step(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+
+    run = workspace.pipelines.submit(PIPELINE, parameters={"experiment_timeout_seconds": 120})
+    wait_for_step(workspace, run.id, "automl", "Running")
+    time.sleep(1)
+    workspace.pipelines.cancel(run.id)
+    run = workspace.pipelines.wait(run.id, timeout_s=60)
+
+    automl = next(step for step in run.steps if step.name == "automl")
+    assert run.status == "Canceled"
+    assert automl.status == "Canceled"
+    assert [step.status for step in run.steps[2:]] == ["Canceled"] * 3
+    assert workspace.runs.wait(automl.outputs["automl_run"], timeout_s=30).status == "Canceled"
+    with pytest.raises(OpmlError, match="already Canceled"):
+        workspace.pipelines.cancel(run.id)
+
+
+def test_killed_runner_fails_the_run(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+
+    run = workspace.pipelines.submit(PIPELINE, parameters={"experiment_timeout_seconds": 120})
+    wait_for_step(workspace, run.id, "automl", "Running")
+    pid = workspace.pipelines.repository.active_run_rows()[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    run = workspace.pipelines.get_run(run.id)
+
+    assert run.status == "Failed"
+    assert f"The runner process (pid {pid}) ended without recording a result" in run.error
+    assert [step.status for step in run.steps[1:]] == ["Skipped"] * 4
+    automl_run = next(step for step in run.steps if step.name == "automl").outputs["automl_run"]
+    assert workspace.runs.wait(automl_run, timeout_s=30).status == "Canceled"
+
+
+def test_schedule_fires_once_per_due_time(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+    published = workspace.pipelines.publish(PIPELINE)
+    schedule = workspace.pipelines.create_schedule("hourly", published.id, every="1h")
+    now = datetime.now(timezone.utc)
+    assert timedelta(minutes=59) < schedule.next_run_at - now <= timedelta(hours=1)
+
+    later = now + timedelta(hours=1, seconds=1)
+    started = workspace.pipelines.fire_due_schedules(later)
+    again = workspace.pipelines.fire_due_schedules(later)
+
+    assert len(started) == 1 and again == []
+    run = workspace.pipelines.wait(started[0], timeout_s=RUN_TIMEOUT_S)
+    assert run.trigger == "schedule:hourly" and run.published_id == published.id
+    assert run.status == "Completed", run.error
+    moved = workspace.pipelines.schedule("hourly")
+    assert moved.next_run_at > later and moved.last_run_id == run.id
+    paused = workspace.pipelines.pause_schedule("hourly")
+    assert paused.status == "Paused" and paused.next_run_at is None
+    assert workspace.pipelines.fire_due_schedules(later + timedelta(days=1)) == []
+    assert workspace.pipelines.resume_schedule("hourly").next_run_at is not None
+    workspace.pipelines.delete_schedule("hourly")
+    assert workspace.pipelines.list_schedules() == []
