@@ -54,6 +54,8 @@ def new_key() -> str:
 def check_port_free(host: str, port: int) -> None:
     """Raise OpmlError when ``host:port`` cannot be bound, naming the port."""
     with socket.socket() as probe:
+        # As uvicorn binds: connections of a stopped server in TIME_WAIT do not block the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

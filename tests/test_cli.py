@@ -12,14 +12,14 @@ import pytest
 from tests.conftest import SAMPLE_SHA256, FileServer, free_port
 
 
-def run_opml(home: Path, *arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_opml(home: Path, *arguments: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "opml", *arguments],
         capture_output=True,
         text=True,
         input=stdin,
         env={"OPML_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        timeout=120,
+        timeout=timeout,
     )
 
 

@@ -104,6 +104,13 @@ def create_app() -> FastAPI:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("Unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"error": f"Internal error ({type(error).__name__}); the API server log has the details."}, status_code=500
+        )
+
     @app.middleware("http")
     async def identify(request: Request, call_next):
         response = await call_next(request)

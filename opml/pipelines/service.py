@@ -180,6 +180,8 @@ class PipelineService:
     ) -> PipelineRun:
         """Start a run of a pipeline version with ``parameters`` overriding its flat parameters."""
         pipeline = self.get(name, version)
+        if parameters is not None and not isinstance(parameters, dict):
+            raise OpmlError("ParameterAssignments must be a JSON object of parameter names and values.")
         parameters = dict(parameters or {})
         definition = PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters)
         experiment = validate_experiment_name(experiment) if experiment else definition.experiment

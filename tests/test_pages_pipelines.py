@@ -1,0 +1,101 @@
+"""The Pipelines page under AppTest, with real runner processes and a real API server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import opml
+from tests.conftest import register_small
+from tests.test_pages import open_page, texts
+from tests.test_pages_automl import button
+from tests.test_pipelines import PIPELINE, RUN_TIMEOUT_S, small_definition
+
+
+def test_empty_page_asks_for_a_pipeline(workspace: opml.Workspace) -> None:
+    app = open_page("pages/pipelines.py")
+
+    assert "Register a dataset first" in texts(app)
+    assert "No pipelines yet" in texts(app)
+    assert "No pipeline runs yet" in texts(app)
+    assert workspace.api.status().state == "Stopped"
+
+
+def test_form_saves_a_pipeline_and_names_bad_values(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    app = open_page("pages/pipelines.py")
+
+    form_inputs = {widget.label: widget for widget in app.text_input}
+    form_inputs["Model name"].set_value("bad name!")
+    button(app, "Save pipeline").click().run()
+    assert "Invalid model name 'bad name!'" in texts(app)
+    assert workspace.pipelines.list() == []
+
+    form_inputs = {widget.label: widget for widget in app.text_input}
+    form_inputs["Model name"].set_value("bm-small-model")
+    button(app, "Save pipeline").click().run()
+
+    assert not app.exception, app.exception
+    assert f"Saved pipeline {PIPELINE}:1." in texts(app)
+    definition = workspace.pipelines.definition(PIPELINE)
+    assert definition.dataset_name == "bm-small" and definition.model_name == "bm-small-model"
+    assert definition.automl.label_column_name == "y"
+
+
+def test_submit_run_from_the_page_and_watch_it_complete(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    app = open_page("pages/pipelines.py")
+
+    button(app, "Submit run").click().run()
+    assert not app.exception, app.exception
+    (run,) = workspace.pipelines.list_runs()
+    assert f"Submitted pipeline run {run.id}" in texts(app)
+    assert run.trigger == "dashboard"
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while workspace.pipelines.get_run(run.id).is_active and time.monotonic() < deadline:
+        time.sleep(1)
+    app.run()
+
+    assert not app.exception, app.exception
+    runs_table, steps_table = app.dataframe[-2:]
+    assert runs_table.value["Status"].tolist() == ["Completed"]
+    assert steps_table.value["Status"].tolist() == ["Completed", "Completed", "Completed", "Completed", "Skipped"]
+    assert f"Run {run.id}: Completed" in [header.value for header in app.subheader]
+    assert 'fillcolor="#a5d6a7"' in app.get("graphviz_chart")[0].proto.spec
+
+
+def test_publish_starts_the_api_server_and_shows_snippets(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    app = open_page("pages/pipelines.py")
+    try:
+        button(app, "Publish").click().run()
+
+        assert not app.exception, app.exception
+        (published,) = workspace.pipelines.list_published()
+        assert workspace.api.status().state == "Running"
+        code = "\n".join(block.value for block in app.code)
+        assert f"rest_endpoint = '{published.endpoint}'" in code
+        assert "requests.post(rest_endpoint, headers=auth_header, json=" in code
+        assert f"curl -sS -X POST {published.endpoint}" in code
+
+        button(app, "Disable").click().run()
+        assert workspace.pipelines.published(published.id).status == "Disabled"
+    finally:
+        workspace.api.stop()
+
+
+def test_tokens_tab_shows_a_new_token_once(workspace: opml.Workspace) -> None:
+    app = open_page("pages/pipelines.py")
+
+    button(app, "Create token").click().run()
+    secret = next(block.value for block in app.code if block.value.startswith("opml_"))
+    (token,) = workspace.pipelines.list_tokens()
+    app.run()
+
+    assert workspace.pipelines.authenticate(secret).id == token.id
+    assert not any(block.value == secret for block in app.code)
+    button(app, "Revoke token").click().run()
+    assert not workspace.pipelines.list_tokens()[0].active
