@@ -187,7 +187,7 @@ def pipelines_publish(ref: str, description: str, as_json: bool) -> None:
 @pipelines.command("disable")
 @click.argument("published")
 def pipelines_disable(published: str) -> None:
-    """Disable a published pipeline (by id or name): its endpoint answers 404 until enabled."""
+    """Disable a published pipeline (by id or name): its endpoint returns 404 until enabled."""
     item = opml.connect().pipelines.disable(published)
     click.echo(f"{item.id} ({item.name}:{item.pipeline_version}) is {item.status}")
 

@@ -29,7 +29,7 @@ POLL_S = 2.0
 
 @dataclass
 class Tour:
-    """What the steps hand on to each other."""
+    """The results each step passes on to the later ones."""
 
     dataset: str = ""
     run_id: str = ""
@@ -151,7 +151,7 @@ def _trigger(tour: Tour) -> str:
         tour.endpoint, headers=auth_header, json={"ExperimentName": EXPERIMENT, "ParameterAssignments": {}}, timeout=30
     )
     if response.status_code != 200:
-        raise OpmlError(f"The endpoint answered HTTP {response.status_code}: {response.text[:300]}")
+        raise OpmlError(f"The endpoint returned HTTP {response.status_code}: {response.text[:300]}")
     body = response.json()
     tour.pipeline_run = body["StatusUrl"]
     return f"HTTP 200, run {body['Id']}"

@@ -49,7 +49,7 @@ pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs
 
 
 def definition_form(datasets) -> None:
-    """The create-or-edit form; its defaults come from a pipeline to edit or from an AutoML run's settings."""
+    """Show the create-or-edit form, with defaults from a pipeline to edit or from an AutoML run's settings."""
     pipelines = service.list()
     runs = [run for run in workspace.runs.list() if run.kind == "automl"]
     sources = ["New pipeline"] + [f"Edit {item.name}" for item in pipelines] + [f"Settings of AutoML run {run.id}" for run in runs]
@@ -274,7 +274,7 @@ STATUS_COLORS = {
 
 
 def step_graph(run) -> str:
-    """The run's steps as a Graphviz chain, each node colored by its status."""
+    """Return the run's steps as a Graphviz chain, each node colored by its status."""
     nodes = []
     for step in run.steps:
         duration = "" if step.duration_s is None else f"\\n{step.duration_s:.1f} s"
@@ -286,6 +286,33 @@ def step_graph(run) -> str:
     return "digraph { rankdir=LR; " + "; ".join(nodes) + f"; {edges} }}"
 
 
+def run_monitor(run) -> None:
+    """Show one run: its step graph with live status, the steps' outputs, cancel and the logs."""
+    st.subheader(f"Run {run.id}: {run.status}")
+    if run.error:
+        st.error(run.error)
+    st.graphviz_chart(step_graph(run))
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"Step": step.name, "Status": step.status,
+                 "Duration (s)": None if step.duration_s is None else round(step.duration_s, 1),
+                 "Reused from": step.reused_from or "",
+                 "Outputs": json.dumps({key: value for key, value in step.outputs.items() if key != "metrics"}),
+                 "Error": step.error or ""}
+                for step in run.steps
+            ]
+        ),
+        hide_index=True,
+    )
+    if run.parameters:
+        st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
+    if run.is_active and st.button("Cancel run"):
+        act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
+    log_step = st.selectbox("Log", ["run", "dataset", "automl", "evaluate", "register", "deploy"], key="pipeline_log_step")
+    st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log")
+
+
 with runs_tab:
     runs = service.list_runs()
     if not runs:
@@ -294,6 +321,7 @@ with runs_tab:
         @st.fragment(run_every="2s" if any(run.is_active for run in runs) else None)
         def runs_view() -> None:
             current = service.list_runs()
+
             st.dataframe(
                 pd.DataFrame(
                     [
@@ -306,34 +334,14 @@ with runs_tab:
                 ),
                 hide_index=True,
             )
+
             run_ids = [run.id for run in current]
             if st.session_state.get("selected_pipeline_run") not in run_ids:
                 st.session_state["selected_pipeline_run"] = run_ids[0]
             run_id = st.selectbox("Run", run_ids, key="selected_pipeline_run")
-            run = service.get_run(run_id)
-            st.subheader(f"Run {run.id}: {run.status}")
-            if run.error:
-                st.error(run.error)
-            st.graphviz_chart(step_graph(run))
-            st.dataframe(
-                pd.DataFrame(
-                    [
-                        {"Step": step.name, "Status": step.status,
-                         "Duration (s)": None if step.duration_s is None else round(step.duration_s, 1),
-                         "Reused from": step.reused_from or "",
-                         "Outputs": json.dumps({key: value for key, value in step.outputs.items() if key != "metrics"}),
-                         "Error": step.error or ""}
-                        for step in run.steps
-                    ]
-                ),
-                hide_index=True,
-            )
-            if run.parameters:
-                st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
-            if run.is_active and st.button("Cancel run"):
-                act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
-            log_step = st.selectbox("Log", ["run", "dataset", "automl", "evaluate", "register", "deploy"], key="pipeline_log_step")
-            st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log")
+
+            run_monitor(service.get_run(run_id))
+
             if not any(item.is_active for item in current) and any(item.is_active for item in runs):
                 st.rerun()
 

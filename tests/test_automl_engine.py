@@ -115,6 +115,23 @@ def test_holdout_validation(small_frame: pd.DataFrame) -> None:
     assert sum(outcome.best.charts["confusion_matrix"][0]) + sum(outcome.best.charts["confusion_matrix"][1]) == 150
 
 
+def test_rows_not_divisible_by_folds(sample_csv: Path) -> None:
+    # 601 rows in 3 folds give training parts of 400 and 401 rows.
+    frame = pd.read_csv(sample_csv, nrows=SMALL_ROWS + 1)
+    settings = AutoMLSettings(
+        label_column_name="y",
+        experiment_timeout_seconds=4,
+        n_cross_validations=3,
+        enable_voting_ensemble=False,
+        blocked_models=("RandomForest", "ExtremeRandomTrees", "XGBoostClassifier", "LogisticRegression"),
+    )
+
+    outcome = train(frame, settings, lambda child: None)
+
+    assert outcome.candidates
+    assert outcome.best.algorithm == "LightGBM"
+
+
 def test_unseen_category_scores(result, small_frame: pd.DataFrame) -> None:
     outcome, _ = result
     row = small_frame.drop(columns=["y"]).head(1).copy()

@@ -92,3 +92,24 @@ def test_datasets_page_lists_sample(dashboard: str, tmp_path: Path) -> None:
             expect(page.get_by_test_id("stMetric").first).to_contain_text("1")
         finally:
             browser.close()
+
+
+def test_pipelines_page_saves_a_pipeline(dashboard: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{dashboard}/pipelines")
+
+            expect(page.get_by_role("heading", name="Pipelines", exact=True)).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("tab", name="Schedules")).to_be_visible()
+            expect(page.get_by_label("Pipeline name").first).to_have_value("Bankmarketing Train")
+            page.get_by_role("button", name="Save pipeline").first.click()
+
+            expect(page.get_by_text("Saved pipeline Bankmarketing Train:1.")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Submit run")).to_be_visible()
+            expect(page.get_by_role("button", name="Publish")).to_be_visible()
+        finally:
+            browser.close()

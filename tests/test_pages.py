@@ -35,7 +35,7 @@ def test_home_shows_empty_workspace(workspace: opml.Workspace) -> None:
 
     assert app.title[0].value == "opml"
     assert str(workspace.home) in texts(app)
-    assert metric_values(app) == {"Datasets": "0", "Runs": "0", "Models": "0", "Deployments": "0"}
+    assert metric_values(app) == {"Datasets": "0", "Runs": "0", "Models": "0", "Deployments": "0", "Pipeline runs": "0"}
     assert "Nothing has happened" in texts(app)
 
 

@@ -2,8 +2,8 @@
 
 Every route but the health check needs ``Authorization: Bearer <token>``
 with a token from ``opml api token create``. The scheduler is a task in the
-server's event loop that fires due schedules once a second; the server runs
-one worker, so each schedule fires once.
+server's event loop that fires due schedules once a second. The server runs
+one worker, so each due schedule fires once.
 """
 
 from __future__ import annotations

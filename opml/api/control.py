@@ -41,7 +41,7 @@ class ApiServerService:
         self.log_path = repository.folder.parent / LOG_FILE
 
     def status(self) -> ApiServer:
-        """Return the server's state: Running, Stopped, or Unhealthy when its process died or stopped answering."""
+        """Return the server's state: Running, Stopped, or Unhealthy when its process died or fails its health check."""
         row = self._repository.service(SERVICE_NAME)
         if row is None:
             return ApiServer(host="127.0.0.1", port=None, state="Stopped", pid=None, started_at=None, error=None)
@@ -116,7 +116,7 @@ class ApiServerService:
             time.sleep(0.2)
         stop_group(process.pid, STOP_TIMEOUT_S)
         self._repository.save_service(SERVICE_NAME, pid=None, process_start=None, error="Start timed out")
-        raise OpmlError(f"The API server did not answer within {START_TIMEOUT_S:.0f} s; see {self.log_path}.")
+        raise OpmlError(f"The API server did not pass its health check within {START_TIMEOUT_S:.0f} s; see {self.log_path}.")
 
     def ensure_running(self) -> ApiServer:
         """Start the server unless it is Running; it keeps its port."""

@@ -1,4 +1,4 @@
-"""What a pipeline does: its five steps and their parameters, as a record and as YAML.
+"""Pipeline definitions: the five steps and their parameters, as a record and as YAML.
 
 The YAML form groups the parameters by step::
 

@@ -2,7 +2,7 @@
 
 It executes the steps in order, each with its own log file, and records
 every step's status and outputs. A failed step fails the run with its
-reason and the steps after it are Skipped; a cancel request is honoured
+reason, and the steps after it are Skipped. A cancel request takes effect
 between steps and while the AutoML step waits for its run.
 """
 

@@ -70,7 +70,7 @@ def hash_token(secret: str) -> str:
 
 
 def fingerprint(*parts) -> str:
-    """A stable hash of a step's inputs, so an unchanged step can reuse its earlier output."""
+    """Hash a step's inputs, so an unchanged step can find and reuse its earlier output."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -408,9 +408,9 @@ class PipelineService:
             if schedule.last_run_id:
                 previous = self.repository.get_run(schedule.last_run_id)
                 if previous is not None and previous.is_active:
-                    self.repository.update_schedule(
-                        schedule.name, last_error=f"Skipped at {now:%Y-%m-%d %H:%M:%S} UTC: run {previous.id} is still {previous.status}."
-                    )
+                    note = f"Skipped at {now:%Y-%m-%d %H:%M:%S} UTC: run {previous.id} is still {previous.status}."
+                    self.repository.update_schedule(schedule.name, last_error=note)
+                    log.info("Schedule %s: %s", schedule.name, note)
                     continue
             try:
                 run = self.submit_published(

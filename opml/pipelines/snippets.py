@@ -13,7 +13,7 @@ def request_body(experiment: str, parameters: dict | None = None) -> dict:
 
 
 def python_snippet(endpoint: str, experiment: str, parameters: dict | None = None) -> str:
-    """The ``requests.post(endpoint, headers=auth_header, json=...)`` call of Azure ML notebooks, token from the environment."""
+    """Return the ``requests.post(endpoint, headers=auth_header, json=...)`` call of Azure ML notebooks, token from the environment."""
     body = json.dumps(request_body(experiment, parameters), indent=4)
     return (
         "import os\n\nimport requests\n\n"

@@ -33,7 +33,7 @@ class StepCanceled(Exception):
 
 
 class StepSkipped(Exception):
-    """The step has nothing to do under this definition; the message says why."""
+    """The step has nothing to do under this definition; the message gives the reason."""
 
 
 @dataclass
