@@ -2,9 +2,9 @@
 
 Runs ``opml quickstart`` in a temporary workspace and prints each step's
 time. Then it triggers the published pipeline again through its endpoint
-with the same parameters: the automl, evaluate and register steps reuse
-their earlier outputs, so the figure is the overhead of a run (HTTP
-request, runner process start, dataset split, deploy check).
+with the same parameters. The automl, evaluate and register steps reuse
+their earlier outputs, so the figure is the overhead of a run: the HTTP
+request, the runner process start, the dataset split and the deploy check.
 
     python benchmarks/pipeline.py [--budget 60] [--repeat 5]
 """

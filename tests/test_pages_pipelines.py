@@ -38,11 +38,12 @@ def test_form_saves_a_pipeline_and_names_bad_values(workspace: opml.Workspace, s
     assert not app.exception, app.exception
     assert f"Saved pipeline {PIPELINE}:1." in texts(app)
     definition = workspace.pipelines.definition(PIPELINE)
-    assert definition.dataset_name == "bm-small" and definition.model_name == "bm-small-model"
+    assert definition.dataset_name == "bm-small"
+    assert definition.model_name == "bm-small-model"
     assert definition.automl.label_column_name == "y"
 
 
-def test_submit_run_from_the_page_and_watch_it_complete(workspace: opml.Workspace, sample_csv: Path) -> None:
+def test_page_submits_run_to_completion(workspace: opml.Workspace, sample_csv: Path) -> None:
     register_small(workspace, sample_csv)
     workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
     app = open_page("pages/pipelines.py")

@@ -165,7 +165,8 @@ def test_run_links_every_step_output(pipeline_runs) -> None:
     train = workspace.datasets.get("bm-small-train", 1)
     test = workspace.datasets.get("bm-small-test", 1)
     assert (dataset["train_dataset"], dataset["test_dataset"]) == (train.ref, test.ref)
-    assert train.rows + test.rows == 600 and test.rows == 120
+    assert train.rows + test.rows == 600
+    assert test.rows == 120
 
     automl_run = workspace.runs.get(steps["automl"].outputs["automl_run"])
     assert automl_run.status == "Completed"
@@ -179,13 +180,15 @@ def test_run_links_every_step_output(pipeline_runs) -> None:
     assert 0.5 < evaluation["score"] <= 1.0
 
     model = workspace.models.get("bm-pipeline-model", steps["register"].outputs["model_version"])
-    assert model.run_id == automl_run.id and model.child_iteration == automl_run.best_iteration
+    assert model.run_id == automl_run.id
+    assert model.child_iteration == automl_run.best_iteration
     assert run.id in model.description
 
     deploy = steps["deploy"].outputs
     deployment = workspace.deployments.get("bm-pipeline")
     assert deploy["action"] == "created"
-    assert deployment.model_ref == model.ref and deployment.state == "Healthy"
+    assert deployment.model_ref == model.ref
+    assert deployment.state == "Healthy"
     assert deploy["scoring_uri"] == deployment.scoring_uri
 
 
@@ -290,14 +293,18 @@ def test_schedule_fires_once_per_due_time(pipeline_runs) -> None:
     started = workspace.pipelines.fire_due_schedules(later)
     again = workspace.pipelines.fire_due_schedules(later)
 
-    assert len(started) == 1 and again == []
+    assert len(started) == 1
+    assert again == []
     run = workspace.pipelines.wait(started[0], timeout_s=RUN_TIMEOUT_S)
-    assert run.trigger == "schedule:hourly" and run.published_id == published.id
+    assert run.trigger == "schedule:hourly"
+    assert run.published_id == published.id
     assert run.status == "Completed", run.error
     moved = workspace.pipelines.schedule("hourly")
-    assert moved.next_run_at > later and moved.last_run_id == run.id
+    assert moved.next_run_at > later
+    assert moved.last_run_id == run.id
     paused = workspace.pipelines.pause_schedule("hourly")
-    assert paused.status == "Paused" and paused.next_run_at is None
+    assert paused.status == "Paused"
+    assert paused.next_run_at is None
     assert workspace.pipelines.fire_due_schedules(later + timedelta(days=1)) == []
     assert workspace.pipelines.resume_schedule("hourly").next_run_at is not None
     workspace.pipelines.delete_schedule("hourly")

@@ -105,11 +105,13 @@ def test_revoked_token_is_401(api) -> None:
     workspace.pipelines.revoke_token(token.id)
     response = requests.post(published.endpoint, headers=headers, json={}, timeout=30)
 
-    assert described.status_code == 200 and described.json()["Name"] == PIPELINE
+    assert described.status_code == 200
+    assert described.json()["Name"] == PIPELINE
     assert response.status_code == 401
     assert "Invalid or revoked token" in response.json()["error"]
     listed = {item.id: item for item in workspace.pipelines.list_tokens()}
-    assert not listed[token.id].active and listed[token.id].last_used_at is not None
+    assert not listed[token.id].active
+    assert listed[token.id].last_used_at is not None
 
 
 @pytest.mark.parametrize(
@@ -178,8 +180,11 @@ def test_killed_server_restarts_on_demand_and_schedules_resume(api) -> None:
         time.sleep(0.5)
 
     assert fired_before == []
-    assert down.state == "Unhealthy" and "is gone" in down.error
-    assert restarted.state == "Running" and restarted.port == server.port and restarted.pid != server.pid
+    assert down.state == "Unhealthy"
+    assert "is gone" in down.error
+    assert restarted.state == "Running"
+    assert restarted.port == server.port
+    assert restarted.pid != server.pid
     assert len(_scheduled_runs(workspace)) > fired_while_down, "the schedule did not resume after the restart"
     assert requests.post(published.endpoint, headers=auth_header, json={"ParameterAssignments": {"model_name": "after"}}, timeout=30).status_code == 200
     workspace.pipelines.pause_schedule("every-2s")
@@ -199,6 +204,7 @@ def test_api_status_and_stop(tmp_path: Path) -> None:
 
     assert started.state == "Running"
     assert health.json() == {"status": "Healthy"}
-    assert stopped.state == "Stopped" and stopped.port == started.port
+    assert stopped.state == "Stopped"
+    assert stopped.port == started.port
     with pytest.raises(requests.ConnectionError):
         requests.get(started.base_uri + "/", timeout=10)
