@@ -254,9 +254,7 @@ class PipelineStep:
 
     @property
     def duration_s(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
+        return _duration_s(self.started_at, self.ended_at)
 
 
 @dataclass(frozen=True)
@@ -269,7 +267,7 @@ class PipelineRun:
     published_id: str | None
     experiment: str
     trigger: str
-    """``manual``, ``rest`` or ``schedule:<name>``."""
+    """``manual`` (Python), ``cli``, ``dashboard``, ``rest`` or ``schedule:<name>``."""
     status: str
     parameters: dict
     """The parameter assignments the run was started with."""
@@ -291,9 +289,7 @@ class PipelineRun:
 
     @property
     def duration_s(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
+        return _duration_s(self.started_at, self.ended_at)
 
 
 @dataclass(frozen=True)
@@ -335,6 +331,12 @@ class Schedule:
         if self.cron:
             return f"cron {self.cron}"
         return f"every {format_interval(self.interval_s or 0)}"
+
+
+def _duration_s(started_at: datetime | None, ended_at: datetime | None) -> float | None:
+    if started_at is None or ended_at is None:
+        return None
+    return (ended_at - started_at).total_seconds()
 
 
 def format_interval(seconds: float) -> str:

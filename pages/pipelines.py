@@ -27,6 +27,18 @@ def act(action, success: str) -> None:
     st.rerun()
 
 
+def submit(start) -> None:
+    """Start a run with ``start()``; select it on the Runs tab, or show the error in place."""
+    try:
+        run = start()
+    except OpmlError as error:
+        st.error(error.message)
+        return
+    st.session_state["selected_pipeline_run"] = run.id
+    ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
+    st.rerun()
+
+
 # The API server serves the published endpoints and fires schedules; the dashboard starts it on demand.
 server = workspace.api.status()
 if server.state != "Running" and (service.list_published() or service.list_schedules()):
@@ -209,14 +221,7 @@ with pipelines_tab:
         st.dataframe(steps, hide_index=True)
         submit_column, publish_column, download_column = st.columns(3)
         if submit_column.button("Submit run", type="primary"):
-            try:
-                run = service.submit(pipeline.name, pipeline.version, trigger="dashboard")
-            except OpmlError as error:
-                st.error(error.message)
-            else:
-                st.session_state["selected_pipeline_run"] = run.id
-                ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
-                st.rerun()
+            submit(lambda: service.submit(pipeline.name, pipeline.version, trigger="dashboard"))
         if publish_column.button("Publish"):
             def publish() -> None:
                 workspace.api.ensure_running()
@@ -253,18 +258,11 @@ with pipelines_tab:
         toggle_column, run_column = st.columns(2)
         if chosen.status == "Active":
             if toggle_column.button("Disable"):
-                act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint answers 404.")
+                act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.")
         elif toggle_column.button("Enable"):
             act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
         if run_column.button("Submit run of the published pipeline", disabled=chosen.status != "Active"):
-            try:
-                run = service.submit_published(chosen.id, trigger="dashboard")
-            except OpmlError as error:
-                st.error(error.message)
-            else:
-                st.session_state["selected_pipeline_run"] = run.id
-                ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
-                st.rerun()
+            submit(lambda: service.submit_published(chosen.id, trigger="dashboard"))
 
 
 STATUS_COLORS = {
