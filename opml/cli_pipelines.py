@@ -179,6 +179,7 @@ def pipelines_publish(ref: str, description: str, as_json: bool) -> None:
         return
     click.echo(f"Published {published.name}:{published.pipeline_version} as {published.id}")
     click.echo(f"Endpoint: {published.endpoint}")
+    click.echo(f"By name (newest Active version): {workspace.api.name_endpoint(published.name)}")
     experiment = workspace.pipelines.definition(published.name, published.pipeline_version).experiment
     click.echo(f"Trigger it with a token from 'opml api token create NAME' in ${TOKEN_VARIABLE}:")
     click.echo(f"  {curl_snippet(published.endpoint, experiment)}")

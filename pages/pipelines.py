@@ -252,6 +252,10 @@ with pipelines_tab:
         experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
         if chosen.endpoint:
             st.markdown(f"REST endpoint: `{chosen.endpoint}`")
+            st.caption(
+                f"`{workspace.api.name_endpoint(chosen.name)}` runs the newest Active publication of "
+                f"{chosen.name}, so clients keep working when a new version is published."
+            )
             st.caption(f"Create a token on the Tokens tab and put it in the environment variable {TOKEN_VARIABLE}.")
             st.code(python_snippet(chosen.endpoint, experiment), language="python")
             st.code(curl_snippet(chosen.endpoint, experiment), language="bash")

@@ -208,3 +208,43 @@ def test_api_status_and_stop(tmp_path: Path) -> None:
     assert stopped.port == started.port
     with pytest.raises(requests.ConnectionError):
         requests.get(started.base_uri + "/", timeout=10)
+
+
+def test_name_endpoint_follows_the_newest_active_version(api) -> None:
+    workspace, _, first, auth_header = api
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None, test_fraction=0.3))
+    second = workspace.pipelines.publish(PIPELINE)
+    endpoint = workspace.api.name_endpoint(PIPELINE)
+
+    newest = requests.post(endpoint, headers=auth_header, json={"ParameterAssignments": {"deployment_name": None}}, timeout=30)
+    workspace.pipelines.disable(second.id)
+    fallback = requests.post(endpoint, headers=auth_header, json={}, timeout=30)
+    workspace.pipelines.disable(first.id)
+    none_active = requests.post(endpoint, headers=auth_header, json={}, timeout=30)
+    workspace.pipelines.enable(first.id)
+    workspace.pipelines.enable(second.id)
+
+    assert endpoint.endswith("/pipelines/by-name/Bankmarketing%20Train")
+    assert newest.status_code == 200, newest.text
+    assert newest.json()["PipelineVersion"] == 2
+    assert fallback.json()["PipelineVersion"] == 1
+    assert none_active.status_code == 404
+    assert "No Active published pipeline is named 'Bankmarketing Train'" in none_active.json()["error"]
+    for response in (newest, fallback):
+        workspace.pipelines.cancel(response.json()["Id"])
+
+
+def test_cancel_over_rest(api) -> None:
+    workspace, server, published, auth_header = api
+    started = requests.post(
+        published.endpoint, headers=auth_header, json={"ParameterAssignments": {"experiment_timeout_seconds": 120}}, timeout=30
+    ).json()
+
+    canceled = requests.post(f"{server.base_uri}/runs/{started['Id']}/cancel", headers=auth_header, timeout=30)
+    run = workspace.pipelines.wait(started["Id"], timeout_s=60)
+
+    assert canceled.status_code == 200
+    assert run.status == "Canceled"
+    again = requests.post(f"{server.base_uri}/runs/{started['Id']}/cancel", headers=auth_header, timeout=30)
+    assert again.status_code == 400
+    assert "already Canceled" in again.json()["error"]

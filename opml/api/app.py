@@ -134,10 +134,7 @@ def create_app() -> FastAPI:
     def health() -> dict:
         return {"status": "Healthy"}
 
-    @app.post("/pipelines/{published_id}")
-    async def submit(published_id: str, request: Request) -> JSONResponse:
-        """Start a run: ``{"ExperimentName": "...", "ParameterAssignments": {...}}``, both optional."""
-        await asyncio.to_thread(authenticate, request)
+    async def start_run(published_id: str, request: Request) -> JSONResponse:
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
             raise OpmlError(f"Request body of {len(raw):,} bytes is over the {MAX_BODY_BYTES:,}-byte limit.", status=413)
@@ -145,12 +142,28 @@ def create_app() -> FastAPI:
         experiment = body.get("ExperimentName")
         if experiment is not None and not isinstance(experiment, str):
             raise OpmlError(f"Invalid ExperimentName {experiment!r}: give a string such as bankmarketing-pipeline.")
-        parameters = body.get("ParameterAssignments") or {}
         run = await asyncio.to_thread(
-            pipelines.submit_published, published_id, parameters=parameters, experiment=experiment, trigger="rest"
+            pipelines.submit_published,
+            published_id,
+            parameters=body.get("ParameterAssignments"),
+            experiment=experiment,
+            trigger="rest",
         )
         log.info("Started pipeline run %s of published pipeline %s over REST", run.id, published_id)
         return JSONResponse(run_body(run, request))
+
+    @app.post("/pipelines/{published_id}")
+    async def submit(published_id: str, request: Request) -> JSONResponse:
+        """Start a run: ``{"ExperimentName": "...", "ParameterAssignments": {...}}``, both optional."""
+        await asyncio.to_thread(authenticate, request)
+        return await start_run(published_id, request)
+
+    @app.post("/pipelines/by-name/{name}")
+    async def submit_by_name(name: str, request: Request) -> JSONResponse:
+        """Start a run of the newest Active publication of a pipeline name; the URL survives republishing."""
+        await asyncio.to_thread(authenticate, request)
+        published = await asyncio.to_thread(pipelines.newest_active, name)
+        return await start_run(published.id, request)
 
     @app.get("/pipelines/{published_id}")
     def describe(published_id: str, request: Request) -> dict:

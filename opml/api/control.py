@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -61,6 +62,13 @@ class ApiServerService:
         if row is None or row["port"] is None:
             return None
         return f"http://{row['host']}:{row['port']}/pipelines/{published_id}"
+
+    def name_endpoint(self, pipeline_name: str) -> str | None:
+        """Return the endpoint that always runs the newest Active publication of ``pipeline_name``."""
+        row = self._repository.service(SERVICE_NAME)
+        if row is None or row["port"] is None:
+            return None
+        return f"http://{row['host']}:{row['port']}/pipelines/by-name/{quote(pipeline_name, safe='')}"
 
     def start(self, host: str = "127.0.0.1", port: int | None = None) -> ApiServer:
         """Start the server, on ``port``, else its previous port, else ``OPML_API_PORT``, else a free one."""

@@ -153,6 +153,15 @@ class PipelineService:
             )
         return to_published(row, self.api.endpoint(row["id"]))
 
+    def newest_active(self, name: str) -> PublishedPipeline:
+        """Return the newest Active publication of a pipeline name, the target of its by-name endpoint."""
+        rows = [item for item in self.repository.list_published() if item["name"] == name and item["status"] == "Active"]
+        if not rows:
+            raise NotFoundError(
+                f"No Active published pipeline is named {name!r}; publish it with: opml pipelines publish {name!r}"
+            )
+        return to_published(rows[0], self.api.endpoint(rows[0]["id"]))
+
     def list_published(self) -> list[PublishedPipeline]:
         return [to_published(row, self.api.endpoint(row["id"])) for row in self.repository.list_published()]
 
