@@ -24,17 +24,17 @@ def api(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path):
     server = workspace.api.start()
     published = workspace.pipelines.publish(PIPELINE, description="Train on the small sample.")
     token, secret = workspace.pipelines.create_token("tests")
-    yield workspace, server, published, {"Authorization": f"Bearer {secret}"}
-    for schedule in workspace.pipelines.list_schedules():
-        workspace.pipelines.delete_schedule(schedule.name)
-    for run in workspace.pipelines.list_runs():
-        if run.is_active:
-            try:
-                workspace.pipelines.cancel(run.id)
-            except opml.OpmlError:
-                pass  # it ended meanwhile
-            workspace.pipelines.wait(run.id, timeout_s=60)
-    workspace.api.stop()
+    try:
+        yield workspace, server, published, {"Authorization": f"Bearer {secret}"}
+    finally:
+        workspace.api.stop()
+        for run in workspace.pipelines.list_runs():
+            if run.is_active:
+                try:
+                    workspace.pipelines.cancel(run.id)
+                except opml.OpmlError:
+                    pass  # it ended meanwhile
+                workspace.pipelines.wait(run.id, timeout_s=60)
 
 
 def test_valid_token_starts_a_run(api) -> None:
