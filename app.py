@@ -51,7 +51,7 @@ def home() -> None:
     )
 
 
-st.set_page_config(page_title="opml", page_icon=":material/rocket_launch:", layout="wide")
+st.set_page_config(page_title="opml", page_icon="🚀", layout="wide")
 navigation = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),

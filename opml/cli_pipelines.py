@@ -63,8 +63,8 @@ def pipelines() -> None:
 @click.option("--budget", default=120.0, show_default=True, type=float, help="AutoML time budget in seconds.")
 @click.option("--iterations", type=int, help="Maximum number of child runs.")
 @click.option("--cv", "folds", default=5, show_default=True, type=int, help="Cross-validation folds.")
-@click.option("--test-fraction", default=0.2, show_default=True, type=float, help="Rows held out for the evaluate step; 0 for none.")
-@click.option("--evaluate-dataset", metavar="NAME[:VERSION]", help="Evaluate on this dataset instead of a test split (use with --test-fraction 0).")
+@click.option("--test-fraction", type=float, help="Rows held out for the evaluate step: 0.2 unless --evaluate-dataset is given, 0 for none.")
+@click.option("--evaluate-dataset", metavar="NAME[:VERSION]", help="Evaluate on this labelled dataset instead of a test split.")
 @click.option("--model-name", help="Name to register the best model under.")
 @click.option("--deployment", help="Deployment to create or update with the new model; omit to stop after registering.")
 @click.option("--deploy-when", type=click.Choice(DEPLOY_CONDITIONS), default="better", show_default=True, help="When to deploy: always, when the metric reaches --threshold, or when it beats the deployed model.")
@@ -72,19 +72,32 @@ def pipelines() -> None:
 @click.option("--experiment", default="pipeline", show_default=True, help="Experiment the runs are grouped under.")
 @click.option("--no-reuse", is_flag=True, help="Always execute every step, even when its inputs are unchanged.")
 @click.option("--description", default="", help="What the pipeline is for.")
-def pipelines_create(name, yaml_path, dataset_ref, label, metric, budget, iterations, folds, test_fraction, evaluate_dataset, model_name, deployment, deploy_when, threshold, experiment, no_reuse, description) -> None:
+@click.pass_context
+def pipelines_create(context: click.Context, name, yaml_path, dataset_ref, label, metric, budget, iterations, folds, test_fraction, evaluate_dataset, model_name, deployment, deploy_when, threshold, experiment, no_reuse, description) -> None:
     """Save a pipeline from options or a YAML file; an edited definition becomes a new version."""
     from opml.automl.settings import AutoMLSettings
     from opml.datasets import parse_dataset_ref
 
     workspace = opml.connect()
     if yaml_path:
+        given = [
+            f"--{parameter.name.replace('_', '-')}"
+            for parameter in context.command.params
+            if parameter.name not in ("name", "yaml_path", "description")
+            and context.get_parameter_source(parameter.name) == click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise OpmlError(
+                f"{', '.join(given)} cannot be combined with --from-yaml: edit the YAML file, or create without it."
+            )
         pipeline = workspace.pipelines.create_from_yaml(name, yaml_path, description)
     else:
         missing = [option for option, value in (("--dataset", dataset_ref), ("--label", label), ("--model-name", model_name)) if not value]
         if missing:
-            raise OpmlError(f"Missing {', '.join(missing)}: give them, or a definition with --from-yaml FILE.")
+            raise OpmlError(f"Missing {', '.join(missing)}: give each, or a definition with --from-yaml FILE.")
         dataset_name, dataset_version = parse_dataset_ref(dataset_ref)
+        if test_fraction is None:
+            test_fraction = 0.0 if evaluate_dataset else 0.2
         definition = PipelineDefinition(
             dataset_name=dataset_name,
             dataset_version=dataset_version,
@@ -121,8 +134,10 @@ def pipelines_list(published: bool, as_json: bool) -> None:
             return
         if not items:
             click.echo("Nothing is published yet; publish a pipeline with: opml pipelines publish NAME")
+        click.echo(f"{'ID':<32}  {'STATUS':<8}  {'PIPELINE':<30}  ENDPOINT")
         for item in items:
-            click.echo(f"{item.id}  {item.status:<8}  {item.name}:{item.pipeline_version}  {item.endpoint or '(API server not started)'}")
+            reference = f"{item.name}:{item.pipeline_version}"
+            click.echo(f"{item.id}  {item.status:<8}  {reference:<30}  {item.endpoint or '(API server not started)'}")
         return
     items = workspace.pipelines.list()
     if as_json:
@@ -130,6 +145,8 @@ def pipelines_list(published: bool, as_json: bool) -> None:
         return
     if not items:
         click.echo("No pipelines yet; create one with: opml pipelines create NAME --dataset ... --label ... --model-name ...")
+    if items:
+        click.echo(f"{'PIPELINE':<40}  {'SAVED':<16}  DESCRIPTION")
     for item in items:
         click.echo(f"{item.ref:<40}  {item.created_at:%Y-%m-%d %H:%M}  {item.description}")
 
@@ -145,13 +162,16 @@ def pipelines_show(ref: str, as_yaml: bool, as_json: bool) -> None:
     pipeline = workspace.pipelines.get(name, version)
     definition = PipelineDefinition.from_dict(pipeline.definition)
     if as_yaml:
-        click.echo(definition.to_yaml(), nl=False)
+        click.echo(definition.to_yaml(pipeline.description), nl=False)
         return
     if as_json:
         _print_json({**_record_json(pipeline), "parameters": definition.parameters()})
         return
     click.echo(f"{pipeline.ref}  saved {pipeline.created_at:%Y-%m-%d %H:%M}  {pipeline.description}")
     click.echo(definition.to_yaml(), nl=False)
+    click.echo("Parameters a run can override (--param NAME=VALUE, or ParameterAssignments over REST):")
+    for parameter, value in definition.parameters().items():
+        click.echo(f"  {parameter} = {json.dumps(value)}")
 
 
 @pipelines.command("export")
@@ -160,7 +180,11 @@ def pipelines_show(ref: str, as_yaml: bool, as_json: bool) -> None:
 def pipelines_export(ref: str, output: str) -> None:
     """Write a pipeline version's definition to a YAML file."""
     name, version = parse_pipeline_ref(ref)
-    Path(output).write_text(opml.connect().pipelines.export_yaml(name, version))
+    text = opml.connect().pipelines.export_yaml(name, version)
+    try:
+        Path(output).write_text(text)
+    except OSError as error:
+        raise OpmlError(f"Could not write {output}: {error.strerror}; give a path in an existing, writable folder.") from error
     click.echo(f"Wrote {output}")
 
 
@@ -254,9 +278,13 @@ def pipelines_runs(context: click.Context, pipeline: str | None, as_json: bool) 
         return
     if not items:
         click.echo("No pipeline runs yet; start one with: opml pipelines trigger NAME")
+    if items:
+        click.echo(f"{'RUN':<24}  {'STATUS':<9}  {'PIPELINE':<30}  {'STARTED':<19}  {'DURATION':<8}  TRIGGER")
     for run in items:
         duration = "-" if run.duration_s is None else f"{run.duration_s:.0f} s"
-        click.echo(f"{run.id}  {run.status:<9}  {run.pipeline_ref:<30}  {run.trigger:<16}  {run.created_at:%Y-%m-%d %H:%M:%S}  {duration}")
+        click.echo(
+            f"{run.id:<24}  {run.status:<9}  {run.pipeline_ref:<30}  {run.created_at:%Y-%m-%d %H:%M:%S}  {duration:<8}  {run.trigger}"
+        )
 
 
 @pipelines_runs.command("show")
@@ -309,7 +337,7 @@ def schedule() -> None:
 @schedule.command("create")
 @click.argument("name")
 @click.option("--pipeline", "published", required=True, help="Published pipeline id, or a pipeline name for its newest publication.")
-@click.option("--every", help="Interval such as 30m, 6h or 1d.")
+@click.option("--every", help="Interval with a unit: 30s, 30m, 6h or 1d.")
 @click.option("--cron", help="Five-field cron expression in UTC, such as '0 3 * * *'.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameter override for every run; repeatable.")
 @click.option("--experiment", help="Experiment to group the runs under.")
@@ -334,10 +362,12 @@ def schedule_list(as_json: bool) -> None:
         return
     if not items:
         click.echo("No schedules; create one with: opml pipelines schedule create NAME --pipeline ID --every 1d")
+    if items:
+        click.echo(f"{'SCHEDULE':<20} {'STATUS':<7} {'RECURRENCE':<18} {'NEXT RUN':<23} LAST RUN")
     for item in items:
         click.echo(
-            f"{item.name:<20} {item.status:<7} {item.recurrence:<18} next {_when(item.next_run_at):<20} "
-            f"last run {item.last_run_id or '-'}{'  ' + item.last_error if item.last_error else ''}"
+            f"{item.name:<20} {item.status:<7} {item.recurrence:<18} {_when(item.next_run_at):<23} "
+            f"{item.last_run_id or '-'}{'  ' + item.last_error if item.last_error else ''}"
         )
     server = workspace.api.status()
     if items and server.state != "Running":
@@ -349,10 +379,7 @@ def _schedule_action(verb: str, method: str):
     @click.argument("name")
     def command(name: str) -> None:
         result = getattr(opml.connect().pipelines, method)(name)
-        if result is None:
-            click.echo(f"Deleted schedule {name}")
-        else:
-            click.echo(f"Schedule {result.name} is {result.status}; next run {_when(result.next_run_at)}")
+        click.echo(f"Schedule {result.name} is {result.status}; next run {_when(result.next_run_at)}")
 
     command.__doc__ = f"{verb.capitalize()} a schedule."
     return command
@@ -360,7 +387,19 @@ def _schedule_action(verb: str, method: str):
 
 _schedule_action("pause", "pause_schedule")
 _schedule_action("resume", "resume_schedule")
-_schedule_action("delete", "delete_schedule")
+
+
+@schedule.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def schedule_delete(name: str, yes: bool) -> None:
+    """Delete a schedule; runs it started are kept."""
+    service = opml.connect().pipelines
+    service.schedule(name)
+    if not yes:
+        click.confirm(f"Delete schedule {name}?", abort=True)
+    service.delete_schedule(name)
+    click.echo(f"Deleted schedule {name}")
 
 
 def _when(moment) -> str:
@@ -434,6 +473,8 @@ def token_list(as_json: bool) -> None:
         return
     if not items:
         click.echo("No tokens; create one with: opml api token create NAME")
+    if items:
+        click.echo(f"{'ID':<12}  {'NAME':<20} {'STATE':<24} USE")
     for item in items:
         state = "active" if item.active else f"revoked {item.revoked_at:%Y-%m-%d %H:%M}"
         used = "never used" if item.last_used_at is None else f"last used {item.last_used_at:%Y-%m-%d %H:%M}"
@@ -460,7 +501,7 @@ def quickstart(budget: float) -> None:
     click.echo(f"opml quickstart in {workspace.home}")
     if not run_quickstart(workspace, budget, click.echo):
         raise OpmlError("quickstart stopped at the failed step above.")
-    click.echo("Done. Open the dashboard with: opml dashboard")
+    click.echo(f"Done. Open the dashboard on this workspace with: OPML_HOME={workspace.home} make dashboard")
 
 
 __all__ = ["api", "pipelines", "quickstart"]

@@ -35,7 +35,7 @@ def submit(start) -> None:
         st.error(error.message)
         return
     st.session_state["selected_pipeline_run"] = run.id
-    ui.flash(f"Submitted pipeline run {run.id}; follow it on the Runs tab.")
+    st.session_state["submitted_pipeline_run"] = run.id
     st.rerun()
 
 
@@ -62,27 +62,27 @@ pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs
 
 def definition_form(datasets) -> None:
     """Show the create-or-edit form, with defaults from a pipeline to edit or from an AutoML run's settings."""
-    pipelines = service.list()
-    runs = [run for run in workspace.runs.list() if run.kind == "automl"]
-    sources = ["New pipeline"] + [f"Edit {item.name}" for item in pipelines] + [f"Settings of AutoML run {run.id}" for run in runs]
-    source = st.selectbox("Start from", sources, key="pipeline_source")
+    sources = {"New pipeline": None}
+    for item in service.list():
+        sources[f"Edit {item.name} (newest version {item.version})"] = ("edit", item.name)
+    for run in workspace.runs.list():
+        if run.status == "Completed":
+            label = (
+                f"Settings of AutoML run {run.id} ({run.dataset_ref}, {run.primary_metric}, "
+                f"{run.created_at:%Y-%m-%d %H:%M})"
+            )
+            sources[label] = ("run", run.id)
+    source = sources[st.selectbox("Start from", list(sources), key="pipeline_source")]
 
-    name_default, description_default = "Bankmarketing Train", ""
+    name_default, description_default = service.suggest_name("Bankmarketing Train"), ""
     base: PipelineDefinition | None = None
-    if source.startswith("Edit "):
-        pipeline = service.get(source.removeprefix("Edit "))
+    if source is not None and source[0] == "edit":
+        pipeline = service.get(source[1])
         base = PipelineDefinition.from_dict(pipeline.definition)
         name_default, description_default = pipeline.name, pipeline.description
-    elif source.startswith("Settings of AutoML run "):
-        run = workspace.runs.get(source.removeprefix("Settings of AutoML run "))
-        base = PipelineDefinition(
-            dataset_name=run.dataset_name,
-            automl=AutoMLSettings.from_dict(run.settings),
-            model_name=f"{run.dataset_name}-model",
-            test_fraction=0.2,
-            deployment_name=default_deployment_name(run.dataset_name),
-            experiment=f"{run.dataset_name}-pipeline",
-        )
+    elif source is not None:
+        base = service.definition_from_run(source[1])
+        name_default = service.suggest_name(f"{base.dataset_name} training")
 
     names = [item.name for item in datasets]
     dataset_default = base.dataset_name if base and base.dataset_name in names else names[0]
@@ -127,6 +127,7 @@ def definition_form(datasets) -> None:
             value=base.deploy_threshold if base and base.deploy_threshold is not None else 0.9,
         )
         allow_reuse = st.checkbox("Reuse the output of unchanged steps", value=base.allow_reuse if base else True)
+        st.caption("Saving under the name of an existing pipeline adds a version to it; an unchanged definition keeps its version.")
         submitted = st.form_submit_button("Save pipeline", type="primary")
 
     if submitted:
@@ -175,7 +176,7 @@ with pipelines_tab:
             definition_form(datasets)
     with st.expander("Load a pipeline from YAML"):
         with st.form("pipeline_yaml"):
-            yaml_name = st.text_input("Pipeline name", key="yaml_name")
+            yaml_name = st.text_input("Save as pipeline", key="yaml_name")
             upload = st.file_uploader("Definition (YAML)", type=["yaml", "yml"])
             loaded = st.form_submit_button("Save pipeline")
         if loaded:
@@ -201,7 +202,7 @@ with pipelines_tab:
         name_column, version_column = st.columns([3, 1])
         selected = name_column.selectbox("Pipeline", names, key="selected_pipeline")
         versions = [item.version for item in service.versions(selected)]
-        version = version_column.selectbox("Version", list(reversed(versions)), key="selected_pipeline_version")
+        version = version_column.selectbox("Version", list(reversed(versions)), key=f"pipeline_version_{selected}")
         pipeline = service.get(selected, version)
         definition = PipelineDefinition.from_dict(pipeline.definition)
         if pipeline.description:
@@ -219,6 +220,10 @@ with pipelines_tab:
             ]
         )
         st.dataframe(steps, hide_index=True)
+        submitted_run = st.session_state.get("submitted_pipeline_run")
+        if submitted_run:
+            current = service.get_run(submitted_run)
+            st.success(f"Submitted pipeline run {current.id} of {current.pipeline_ref}: {current.status}. Follow its steps on the Runs tab.")
         submit_column, publish_column, download_column = st.columns(3)
         if submit_column.button("Submit run", type="primary"):
             submit(lambda: service.submit(pipeline.name, pipeline.version, trigger="dashboard"))
@@ -229,7 +234,7 @@ with pipelines_tab:
 
             act(publish, f"Published {pipeline.ref}.")
         download_column.download_button(
-            "Download YAML", definition.to_yaml(), file_name=f"{pipeline.name.replace(' ', '_')}-{pipeline.version}.yaml"
+            "Download YAML", definition.to_yaml(pipeline.description), file_name=f"{pipeline.name.replace(' ', '_')}-{pipeline.version}.yaml"
         )
 
     published_items = service.list_published()
@@ -298,7 +303,7 @@ def run_monitor(run) -> None:
         pd.DataFrame(
             [
                 {"Step": step.name, "Status": step.status,
-                 "Duration (s)": None if step.duration_s is None else round(step.duration_s, 1),
+                 "Duration (s)": "" if step.duration_s is None else f"{step.duration_s:.1f}",
                  "Reused from": step.reused_from or "",
                  "Outputs": json.dumps({key: value for key, value in step.outputs.items() if key != "metrics"}),
                  "Error": step.error or ""}
@@ -329,7 +334,7 @@ with runs_tab:
                     [
                         {"Run": run.id, "Pipeline": run.pipeline_ref, "Status": run.status, "Trigger": run.trigger,
                          "Experiment": run.experiment, "Started": run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                         "Duration (s)": None if run.duration_s is None else round(run.duration_s, 1),
+                         "Duration (s)": "" if run.duration_s is None else f"{run.duration_s:.1f}",
                          "Error": run.error or ""}
                         for run in current
                     ]
@@ -351,27 +356,32 @@ with runs_tab:
 
 
 with schedules_tab:
-    published_items = [item for item in service.list_published()]
+    active_items = [item for item in service.list_published() if item.status == "Active"]
     with st.expander("Create a schedule", expanded=not service.list_schedules()):
-        if not published_items:
-            st.info("Publish a pipeline first; schedules trigger published pipelines.")
+        if not active_items:
+            st.info("Publish a pipeline first, or enable a published one; schedules trigger Active published pipelines.")
         else:
+            kind = st.radio("Recurrence", ["Interval", "Cron expression (UTC)"], horizontal=True, key="schedule_kind")
             with st.form("create_schedule"):
-                labels = {f"{item.name}:{item.pipeline_version} ({item.id[:8]})": item.id for item in published_items}
+                labels = {f"{item.name}:{item.pipeline_version} ({item.id[:8]}, Active)": item.id for item in active_items}
                 target = st.selectbox("Published pipeline", list(labels))
                 schedule_name = st.text_input("Schedule name", value="nightly")
-                kind = st.radio("Recurrence", ["Interval", "Cron expression (UTC)"], horizontal=True)
-                every = st.text_input("Interval (such as 30m, 6h, 1d)", value="1d")
-                cron = st.text_input("Cron expression", value="0 3 * * *")
+                if kind == "Interval":
+                    every, cron = st.text_input("Interval with a unit (30m, 6h, 1d)", value="1d"), None
+                else:
+                    every, cron = None, st.text_input("Cron expression: minute hour day month weekday", value="0 3 * * *")
+                assignments = st.text_input(
+                    "Parameter assignments (JSON object, optional)", value="{}",
+                    help='Overrides for every run, such as {"experiment_timeout_seconds": 300}.',
+                )
                 created = st.form_submit_button("Create schedule")
             if created:
                 def create() -> None:
-                    service.create_schedule(
-                        schedule_name.strip(),
-                        labels[target],
-                        every=every if kind == "Interval" else None,
-                        cron=cron if kind != "Interval" else None,
-                    )
+                    try:
+                        parameters = json.loads(assignments or "{}")
+                    except json.JSONDecodeError as error:
+                        raise OpmlError(f"Invalid parameter assignments {assignments!r}: {error.msg}; give a JSON object.") from error
+                    service.create_schedule(schedule_name.strip(), labels[target], every=every, cron=cron, parameters=parameters)
                     workspace.api.ensure_running()
 
                 act(create, f"Created schedule {schedule_name}.")
@@ -428,8 +438,8 @@ with tokens_tab:
             ),
             hide_index=True,
         )
-        active = [item.id for item in tokens if item.active]
+        active = {f"{item.name} ({item.id})": item.id for item in tokens if item.active}
         if active:
-            revoke_id = st.selectbox("Token", active, key="revoke_token")
+            revoke_label = st.selectbox("Token", list(active), key="revoke_token")
             if st.button("Revoke token"):
-                act(lambda: service.revoke_token(revoke_id), f"Revoked token {revoke_id}.")
+                act(lambda: service.revoke_token(active[revoke_label]), f"Revoked token {revoke_label}.")

@@ -100,3 +100,32 @@ def test_tokens_tab_shows_a_new_token_once(workspace: opml.Workspace) -> None:
     assert not any(block.value == secret for block in app.code)
     button(app, "Revoke token").click().run()
     assert not workspace.pipelines.list_tokens()[0].active
+
+
+def test_switching_pipelines_selects_the_newest_version(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create("Alpha", small_definition())
+    workspace.pipelines.create(PIPELINE, small_definition())
+    workspace.pipelines.create(PIPELINE, small_definition(test_fraction=0.3))
+    app = open_page("pages/pipelines.py")
+
+    app.selectbox(key="selected_pipeline").set_value("Alpha").run()
+    app.selectbox(key="selected_pipeline").set_value(PIPELINE).run()
+
+    assert not app.exception, app.exception
+    assert app.selectbox(key=f"pipeline_version_{PIPELINE}").value == 2
+
+
+def test_run_settings_draft_a_new_pipeline(trained_workspace, monkeypatch) -> None:
+    workspace, run = trained_workspace
+    monkeypatch.setenv("OPML_HOME", str(workspace.home))
+    app = open_page("pages/pipelines.py")
+
+    source = next(option for option in app.selectbox(key="pipeline_source").options if run.id in option)
+    app.selectbox(key="pipeline_source").set_value(source).run()
+    inputs = {widget.label: widget for widget in app.text_input}
+
+    assert not app.exception, app.exception
+    assert inputs["Pipeline name"].value == "bm-small training"
+    assert inputs["Label column"].value == "y"
+    assert inputs["Model name"].value == "bm-small-model"

@@ -78,7 +78,10 @@ def test_definition_yaml_round_trip() -> None:
         ("steps: {dataset: {name: bm}, automl: {label_column_name: y}, register: {model_name: m}, train: {}}", "Unknown steps train"),
         ("steps: {dataset: {name: bm, size: 3}, automl: {label_column_name: y}, register: {model_name: m}}", "Unknown keys in steps.dataset: size"),
         ("steps: {dataset: {name: bm}, automl: {label_column_name: y, primary_metric: f1}, register: {model_name: m}}", "Invalid primary metric 'f1'"),
-        ("steps: {dataset: {name: bm}, automl: {label_column_name: y, experiment_timeout_seconds: soon}, register: {model_name: m}}", "wrong type"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y, experiment_timeout_seconds: soon}, register: {model_name: m}}", "Invalid value 'soon' for automl.experiment_timeout_seconds: give a number"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y, blocked_models: LightGBM}, register: {model_name: m}}", "Invalid value 'LightGBM' for automl.blocked_models: give a list"),
+        ("steps: {dataset: {name: bm}, automl: {label_column_name: y}, register: {model_name: m}, deploy: {deployment: svc, threshold: 0.9}}", "applies only with the deploy condition 'threshold'"),
+        ("steps:\n  dataset: {name: bm\n  automl: [\n", "line 3, column 9: expected ',' or '}'"),
         ("steps: {dataset: {name: bm, test_fraction: 0.9}, automl: {label_column_name: y}, register: {model_name: m}}", "Invalid test_fraction 0.9"),
         ("steps: {dataset: {name: bm}, automl: {label_column_name: y}, register: {model_name: m}, deploy: {deployment: svc, condition: threshold}}", "needs deploy_threshold"),
     ],
@@ -118,6 +121,30 @@ def test_create_versions_only_changed_definitions(workspace: opml.Workspace, sam
         workspace.pipelines.get(PIPELINE, 7)
 
 
+def test_create_checks_the_label_column(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    settings = AutoMLSettings(label_column_name="Y", experiment_timeout_seconds=8, n_cross_validations=3)
+
+    with pytest.raises(OpmlError, match="Label column 'Y' not found in bm-small:1; its columns are age, job"):
+        workspace.pipelines.create(PIPELINE, small_definition(automl=settings))
+    assert workspace.pipelines.list() == []
+
+
+def test_yaml_keeps_the_description(workspace: opml.Workspace, sample_csv: Path, tmp_path: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(), "Nightly retraining.")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(workspace.pipelines.export_yaml(PIPELINE))
+
+    again = workspace.pipelines.create_from_yaml(PIPELINE, path)
+    edited = workspace.pipelines.create(PIPELINE, small_definition(test_fraction=0.25))
+
+    assert path.read_text().startswith("description: Nightly retraining.")
+    assert again.version == 1
+    assert edited.version == 2
+    assert edited.description == "Nightly retraining."
+
+
 def test_create_rejects_unknown_dataset_and_bad_name(workspace: opml.Workspace) -> None:
     with pytest.raises(OpmlError, match="Dataset 'bm-small' not found"):
         workspace.pipelines.create(PIPELINE, small_definition())
@@ -141,14 +168,18 @@ def test_yaml_file_round_trip(workspace: opml.Workspace, sample_csv: Path, tmp_p
 
 
 def test_intervals_and_cron_expressions() -> None:
-    assert [parse_interval(text) for text in ("90", "30s", "15m", "2h", "1d")] == [90, 30, 900, 7200, 86400]
+    assert [parse_interval(text) for text in ("30s", "15m", "2h", "1d", "1.5h")] == [30, 900, 7200, 86400, 5400]
     with pytest.raises(OpmlError, match="Invalid interval 'soon'"):
         parse_interval("soon")
+    with pytest.raises(OpmlError, match="Invalid interval '90': give a number with a unit"):
+        parse_interval("90")
     after = datetime(2026, 12, 4, 10, 17, tzinfo=timezone.utc)
     assert next_cron_time("0 3 * * *", after) == datetime(2026, 12, 5, 3, 0, tzinfo=timezone.utc)
     assert next_cron_time("*/15 * * * *", after) == datetime(2026, 12, 4, 10, 30, tzinfo=timezone.utc)
-    with pytest.raises(OpmlError, match="Invalid cron expression '0 3 \\* \\*'"):
+    with pytest.raises(OpmlError, match="Invalid cron expression '0 3 \\* \\*': it has 4 fields"):
         next_cron_time("0 3 * *", after)
+    with pytest.raises(OpmlError, match="it has 6 fields; give five"):
+        next_cron_time("0 3 * * * *", after)
 
 
 # Runs
@@ -309,3 +340,30 @@ def test_schedule_fires_once_per_due_time(pipeline_runs) -> None:
     assert workspace.pipelines.resume_schedule("hourly").next_run_at is not None
     workspace.pipelines.delete_schedule("hourly")
     assert workspace.pipelines.list_schedules() == []
+
+
+def test_schedules_and_disable_need_one_active_publication(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+    first = workspace.pipelines.publish(PIPELINE)
+    second = workspace.pipelines.publish(PIPELINE)
+
+    with pytest.raises(OpmlError, match=f"Several Active published pipelines are named '{PIPELINE}'"):
+        workspace.pipelines.disable(PIPELINE)
+    workspace.pipelines.disable(second.id)
+    with pytest.raises(OpmlError, match=f"Published pipeline {second.id} .* is Disabled; enable it first"):
+        workspace.pipelines.create_schedule("daily", second.id, every="1d")
+    by_name = workspace.pipelines.create_schedule("daily", PIPELINE, every="1d")
+
+    assert by_name.published_id == first.id
+    workspace.pipelines.delete_schedule("daily")
+
+
+def test_token_names_are_unique_among_active_tokens(workspace: opml.Workspace) -> None:
+    token, _ = workspace.pipelines.create_token("notebook")
+
+    with pytest.raises(OpmlError, match="An active token is already named 'notebook'"):
+        workspace.pipelines.create_token("notebook")
+    workspace.pipelines.revoke_token("notebook")
+    renewed, _ = workspace.pipelines.create_token("notebook")
+
+    assert renewed.id != token.id

@@ -124,6 +124,7 @@ def test_revoked_token_is_401(api) -> None:
         ({"ParameterAssignments": [1, 2]}, "ParameterAssignments must be a JSON object"),
         ({"ExperimentName": 7}, "Invalid ExperimentName 7"),
         ({"ExperimentName": "has space"}, "Invalid experiment name 'has space'"),
+        ({"ExperimentName": ""}, "Invalid experiment name ''"),
         ({"Experiment": "x"}, "Unknown fields Experiment"),
     ],
 )

@@ -32,6 +32,9 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
     yaml_path = tmp_path / "pipeline.yaml"
     check(run_opml(home, "pipelines", "export", PIPELINE, "-o", str(yaml_path)))
     assert "label_column_name: y" in yaml_path.read_text()
+    unwritable = run_opml(home, "pipelines", "export", PIPELINE, "-o", str(tmp_path / "missing" / "p.yaml"))
+    assert unwritable.returncode == 1
+    assert unwritable.stderr.startswith(f"error: Could not write {tmp_path / 'missing' / 'p.yaml'}: No such file or directory")
     assert check(run_opml(home, "pipelines", "create", "Copy", "--from-yaml", str(yaml_path))).strip() == "Saved pipeline Copy:1"
     assert PIPELINE in check(run_opml(home, "pipelines", "list"))
     shown = json.loads(check(run_opml(home, "pipelines", "show", f"{PIPELINE}:1", "--json")))
@@ -64,6 +67,7 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
         assert "03:00:00 UTC" in scheduled
         assert "nightly" in check(run_opml(home, "pipelines", "schedule", "list"))
         assert "is Paused" in check(run_opml(home, "pipelines", "schedule", "pause", "nightly"))
+        assert check(run_opml(home, "pipelines", "schedule", "delete", "nightly", "--yes")).strip() == "Deleted schedule nightly"
 
         check(run_opml(home, "pipelines", "disable", published["id"]))
         disabled = requests.post(published["endpoint"], headers={"Authorization": f"Bearer {secret}"}, json={}, timeout=30)
@@ -80,12 +84,14 @@ def test_pipeline_command_errors_name_the_value(tmp_path: Path) -> None:
     bad_param = run_opml(tmp_path, "pipelines", "trigger", "Nope", "--param", "budget")
     no_options = run_opml(tmp_path, "pipelines", "create", "X")
     bad_version = run_opml(tmp_path, "pipelines", "show", "X:zero")
+    mixed = run_opml(tmp_path, "pipelines", "create", "X", "--from-yaml", "x.yaml", "--budget", "10")
 
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: Pipeline 'Nope' not found; create one with: opml pipelines create."
     assert "Invalid --param 'budget': write name=value" in bad_param.stderr
     assert "Missing --dataset, --label, --model-name" in no_options.stderr
     assert "Invalid pipeline version 'zero' in 'X:zero'" in bad_version.stderr
+    assert "--budget cannot be combined with --from-yaml" in mixed.stderr
 
 
 def test_quickstart_runs_the_whole_workflow(tmp_path: Path) -> None:
@@ -106,4 +112,4 @@ def test_quickstart_runs_the_whole_workflow(tmp_path: Path) -> None:
     assert "0 failed" in steps[5]
     assert "HTTP 200, run PipelineRun_" in steps[7]
     assert "Completed (dataset Completed, automl Completed, evaluate Completed, register Completed, deploy Completed)" in steps[8]
-    assert lines[-1] == "Done. Open the dashboard with: opml dashboard"
+    assert lines[-1] == f"Done. Open the dashboard on this workspace with: OPML_HOME={home} make dashboard"

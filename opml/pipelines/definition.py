@@ -97,7 +97,10 @@ class PipelineDefinition:
         if not 0.0 <= self.test_fraction <= 0.5:
             raise OpmlError(f"Invalid test_fraction {self.test_fraction:g}: give a fraction from 0 to 0.5 (0 for no split).")
         if self.test_fraction and self.evaluate_dataset:
-            raise OpmlError("Give either test_fraction or an evaluate dataset, not both.")
+            raise OpmlError(
+                f"Give either test_fraction or an evaluate dataset, not both: set test_fraction to 0 "
+                f"(--test-fraction 0) to evaluate on {self.evaluate_dataset}."
+            )
         if self.evaluate_dataset:
             parse_dataset_ref(self.evaluate_dataset)
         try:
@@ -112,7 +115,12 @@ class PipelineDefinition:
                 f"Invalid deploy condition {self.deploy_condition!r}: use {', '.join(DEPLOY_CONDITIONS)}."
             )
         if self.deploy_condition == "threshold" and self.deploy_threshold is None:
-            raise OpmlError("The deploy condition 'threshold' needs deploy_threshold, such as 0.9.")
+            raise OpmlError("The deploy condition 'threshold' needs deploy_threshold (--threshold), such as 0.9.")
+        if self.deploy_condition != "threshold" and self.deploy_threshold is not None:
+            raise OpmlError(
+                f"deploy_threshold {self.deploy_threshold:g} applies only with the deploy condition 'threshold' "
+                f"(--deploy-when threshold); the condition is {self.deploy_condition!r}."
+            )
         validate_experiment_name(self.experiment)
         return self
 
@@ -146,9 +154,11 @@ class PipelineDefinition:
         """Read the YAML form, naming any missing or unknown key."""
         if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
             raise OpmlError("A pipeline definition needs a 'steps' mapping with dataset, automl and register.")
-        unknown = sorted(set(data) - {"experiment", "allow_reuse", "steps"})
+        unknown = sorted(set(data) - {"description", "experiment", "allow_reuse", "steps"})
         if unknown:
-            raise OpmlError(f"Unknown pipeline keys {', '.join(unknown)}: use experiment, allow_reuse and steps.")
+            raise OpmlError(
+                f"Unknown pipeline keys {', '.join(unknown)}: use description, experiment, allow_reuse and steps."
+            )
         steps = data["steps"]
         unknown = sorted(set(steps) - set(STEP_NAMES))
         if unknown:
@@ -165,10 +175,9 @@ class PipelineDefinition:
         automl = _known_keys(steps["automl"], "automl", tuple(sorted(automl_fields)))
         if "label_column_name" not in automl:
             raise OpmlError("The automl step needs label_column_name, such as y.")
-        try:
-            settings = AutoMLSettings.from_dict(automl)
-        except TypeError as error:
-            raise OpmlError(f"Invalid automl settings: {error}.") from error
+        settings = AutoMLSettings.from_dict(
+            {key: _automl_value(key, value) for key, value in automl.items()}
+        )
 
         version = dataset.get("version", "latest")
         definition = cls(
@@ -186,16 +195,27 @@ class PipelineDefinition:
         )
         return definition.validate()
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, description: str = "") -> str:
+        data = self.to_dict()
+        if description:
+            data = {"description": description, **data}
+        return yaml.safe_dump(data, sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "the YAML text") -> PipelineDefinition:
+        return cls.from_yaml_with_description(text, source)[0]
+
+    @classmethod
+    def from_yaml_with_description(cls, text: str, source: str = "the YAML text") -> tuple[PipelineDefinition, str]:
+        """Read the YAML form and its optional top-level ``description``."""
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise OpmlError(f"{source} is not valid YAML: {error}".replace("\n", " ")) from error
-        return cls.from_dict(data)
+            raise OpmlError(_yaml_error(error, source)) from error
+        description = data.get("description") if isinstance(data, dict) else None
+        if description is not None and not isinstance(description, str):
+            raise OpmlError(f"Invalid description {description!r} in {source}: give a string.")
+        return cls.from_dict(data), description or ""
 
     def with_parameters(self, assignments: dict) -> PipelineDefinition:
         """Return a copy with the flat ``PARAMETERS`` in ``assignments`` replaced, validated."""
@@ -219,6 +239,42 @@ class PipelineDefinition:
         """Return the current value of every flat parameter."""
         data = self.to_dict()["steps"]
         return {name: data[step][key] for name, (step, key, _) in PARAMETERS.items()}
+
+
+# The type each AutoML setting has in YAML; None marks a setting that may be null.
+AUTOML_TYPES: dict[str, tuple[type, bool]] = {
+    "label_column_name": (str, False),
+    "primary_metric": (str, False),
+    "task": (str, False),
+    "experiment_timeout_seconds": (float, False),
+    "iterations": (int, True),
+    "n_cross_validations": (int, True),
+    "validation_size": (float, True),
+    "enable_early_stopping": (bool, False),
+    "blocked_models": (list, False),
+    "enable_voting_ensemble": (bool, False),
+    "random_seed": (int, False),
+    "max_ensemble_iterations": (int, False),
+}
+
+
+def _automl_value(key: str, value):
+    kind, nullable = AUTOML_TYPES[key]
+    name = f"automl.{key}"
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise OpmlError(f"Invalid value {value!r} for {name}: give a list of model names, such as [RandomForest].")
+        return value
+    return _optional(value, kind, name) if nullable else _typed(value, kind, name)
+
+
+def _yaml_error(error: yaml.YAMLError, source: str) -> str:
+    """Describe a YAML syntax error by file, line and column."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return f"{source} is not valid YAML: {problem}."
+    return f"{source} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: {problem}."
 
 
 def _known_keys(section, step: str, allowed: tuple[str, ...]) -> dict:

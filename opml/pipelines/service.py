@@ -25,7 +25,9 @@ from opml.api.control import ApiServerService
 from opml.backends.local.pipelines import LocalPipelineRepository, to_published
 from opml.backends.local.processes import is_alive, spawn_python_module, start_ticks
 from opml.backends.local.store import utc_now
+from opml.automl.settings import AutoMLSettings
 from opml.datasets import DatasetService
+from opml.deployments import default_deployment_name
 from opml.errors import NotFoundError, OpmlError
 from opml.pipelines.definition import STEP_NAMES, PipelineDefinition, validate_experiment_name, validate_pipeline_name
 from opml.records import ApiToken, Pipeline, PipelineRun, PublishedPipeline, Schedule
@@ -36,18 +38,18 @@ log = logging.getLogger(__name__)
 RUNNER_MODULE = "opml.pipelines.runner"
 TOKEN_PREFIX = "opml_"
 SCHEDULE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INTERVAL_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-INTERVAL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+INTERVAL_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_S = 1.0
 SPAWN_GRACE_S = 30.0
 """How long a run may stay without a recorded runner process before it counts as lost."""
 
 
 def parse_interval(text: str) -> float:
-    """Read ``30s``, ``15m``, ``2h``, ``1d`` or a number of seconds."""
+    """Read ``30s``, ``15m``, ``2h`` or ``1d``; a bare number is rejected, since its unit is a guess."""
     match = INTERVAL_PATTERN.match(str(text))
     if not match:
-        raise OpmlError(f"Invalid interval {text!r}: give a number with s, m, h or d, as in 15m or 1h.")
+        raise OpmlError(f"Invalid interval {text!r}: give a number with a unit s, m, h or d, as in 15m or 1h.")
     seconds = float(match.group(1)) * INTERVAL_UNITS[match.group(2)]
     if seconds < MIN_INTERVAL_S:
         raise OpmlError(f"Invalid interval {text!r}: give at least {MIN_INTERVAL_S:g} s.")
@@ -56,6 +58,12 @@ def parse_interval(text: str) -> float:
 
 def next_cron_time(expression: str, after: datetime) -> datetime:
     """Return the first time after ``after`` that a five-field cron expression (UTC) matches."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise OpmlError(
+            f"Invalid cron expression {expression!r}: it has {len(fields)} fields; give five, minute hour day month "
+            "weekday, as in '0 3 * * *' for 03:00 UTC every day."
+        )
     try:
         return next(CronSim(expression, after.replace(microsecond=0)))
     except (CronSimError, StopIteration) as error:
@@ -94,18 +102,31 @@ class PipelineService:
     def create(self, name: str, definition: PipelineDefinition, description: str = "") -> Pipeline:
         """Save ``definition`` as the next version of ``name``; an unchanged definition keeps its version."""
         validate_pipeline_name(name)
-        definition.validate()
-        self._datasets.get(definition.dataset_name, definition.dataset_version)
+        # Reading the YAML form back gives every value its canonical type (8 becomes 8.0 seconds), so
+        # equal definitions compare equal however they were built.
+        definition = PipelineDefinition.from_dict(definition.to_dict())
+        version = self._datasets.get(definition.dataset_name, definition.dataset_version)
+        label = definition.automl.label_column_name
+        columns = [column.name for column in version.profile.column_profiles]
+        if label not in columns:
+            raise OpmlError(
+                f"Label column {label!r} not found in {version.ref}; its columns are {', '.join(columns)}."
+            )
+        latest = self.repository.get_pipeline(name, None)
+        if not description.strip() and latest is not None:
+            description = latest.description
         pipeline, created = self.repository.add_pipeline(name, description.strip(), definition.to_dict())
         if created:
             log.info("Saved pipeline %s", pipeline.ref)
         return pipeline
 
     def create_from_yaml(self, name: str, path: str | Path, description: str = "") -> Pipeline:
+        """Save the definition in a YAML file; its ``description`` key is used unless ``description`` is given."""
         source = Path(path).expanduser()
         if not source.is_file():
             raise OpmlError(f"File not found: {str(path)!r}; give the path of a pipeline YAML file.")
-        return self.create(name, PipelineDefinition.from_yaml(source.read_text(), str(source)), description)
+        definition, file_description = PipelineDefinition.from_yaml_with_description(source.read_text(), str(source))
+        return self.create(name, definition, description or file_description)
 
     def get(self, name: str, version: int | None = None) -> Pipeline:
         pipeline = self.repository.get_pipeline(name, version)
@@ -118,6 +139,37 @@ class PipelineService:
         hint = f"pipelines: {', '.join(known)}" if known else "create one with: opml pipelines create"
         raise NotFoundError(f"Pipeline {name!r} not found; {hint}.")
 
+    def suggest_name(self, base: str) -> str:
+        """Return ``base``, or ``base 2``, ``base 3``, ... when that pipeline name is taken."""
+        taken = {item.name for item in self.repository.list_pipelines()}
+        candidate, number = base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base} {number}"
+        return candidate
+
+    def definition_from_run(self, run_id: str) -> PipelineDefinition:
+        """Draft a definition that repeats an AutoML run: its dataset and settings, with a 0.2 test split.
+
+        A run a pipeline started trained on a ``<name>-train`` split; the draft
+        uses ``<name>`` itself, so the split is not split again.
+        """
+        run = self._runs.get(run_id)
+        dataset = run.dataset_name
+        if run.dataset_name.endswith("-train"):
+            original = run.dataset_name.removesuffix("-train")
+            if any(item.name == original for item in self._datasets.list()):
+                dataset = original
+        settings = {**run.settings, "n_cross_validations": run.settings.get("n_cross_validations") or 5, "validation_size": None}
+        return PipelineDefinition(
+            dataset_name=dataset,
+            automl=AutoMLSettings.from_dict(settings),
+            model_name=f"{dataset}-model",
+            test_fraction=0.2,
+            deployment_name=default_deployment_name(dataset),
+            experiment=f"{dataset}-pipeline",
+        )
+
     def definition(self, name: str, version: int | None = None) -> PipelineDefinition:
         return PipelineDefinition.from_dict(self.get(name, version).definition)
 
@@ -129,7 +181,8 @@ class PipelineService:
         return self.repository.pipeline_versions(name)
 
     def export_yaml(self, name: str, version: int | None = None) -> str:
-        return self.definition(name, version).to_yaml()
+        pipeline = self.get(name, version)
+        return PipelineDefinition.from_dict(pipeline.definition).to_yaml(pipeline.description)
 
     # Published pipelines
 
@@ -142,11 +195,12 @@ class PipelineService:
         return self.published(published_id)
 
     def published(self, reference: str) -> PublishedPipeline:
-        """Find a published pipeline by id, or the newest one published under a pipeline name."""
+        """Find a published pipeline by id, or the newest one under a pipeline name, Active ones first."""
         row = self.repository.get_published(reference)
         if row is None:
             rows = [item for item in self.repository.list_published() if item["name"] == reference]
-            row = rows[0] if rows else None
+            active = [item for item in rows if item["status"] == "Active"]
+            row = (active or rows or [None])[0]
         if row is None:
             raise NotFoundError(
                 f"Published pipeline {reference!r} not found; list them with: opml pipelines list --published"
@@ -166,14 +220,24 @@ class PipelineService:
         return [to_published(row, self.api.endpoint(row["id"])) for row in self.repository.list_published()]
 
     def disable(self, reference: str) -> PublishedPipeline:
-        published = self.published(reference)
+        published = self._one_published(reference, "Active")
         self.repository.set_published_status(published.id, "Disabled")
         return self.published(published.id)
 
     def enable(self, reference: str) -> PublishedPipeline:
-        published = self.published(reference)
+        published = self._one_published(reference, "Disabled")
         self.repository.set_published_status(published.id, "Active")
         return self.published(published.id)
+
+    def _one_published(self, reference: str, status: str) -> PublishedPipeline:
+        """Resolve an id, or a name with exactly one publication in ``status``."""
+        if self.repository.get_published(reference) is None:
+            ids = [row["id"] for row in self.repository.list_published() if row["name"] == reference and row["status"] == status]
+            if len(ids) > 1:
+                raise OpmlError(
+                    f"Several {status} published pipelines are named {reference!r} ({', '.join(ids)}); give one id."
+                )
+        return self.published(reference)
 
     # Runs
 
@@ -193,7 +257,7 @@ class PipelineService:
             raise OpmlError("ParameterAssignments must be a JSON object of parameter names and values.")
         parameters = dict(parameters or {})
         definition = PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters)
-        experiment = validate_experiment_name(experiment) if experiment else definition.experiment
+        experiment = definition.experiment if experiment is None else validate_experiment_name(experiment)
         self._datasets.get(definition.dataset_name, definition.dataset_version)
 
         run_id = f"PipelineRun_{uuid.uuid4().hex[:12]}"
@@ -308,6 +372,8 @@ class PipelineService:
             raise OpmlError(
                 f"Invalid token name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', as in ci-trigger."
             )
+        if any(item.name == name and item.active for item in self.repository.list_tokens()):
+            raise OpmlError(f"An active token is already named {name!r}; revoke it first or choose another name.")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = uuid.uuid4().hex[:12]
         self.repository.add_token(token_id, name, hash_token(secret))
@@ -348,9 +414,16 @@ class PipelineService:
             raise OpmlError(f"Invalid schedule name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', as in nightly.")
         if self.repository.get_schedule(name) is not None:
             raise OpmlError(f"Schedule {name!r} already exists; delete it first or choose another name.")
-        if (every is None) == (cron is None):
-            raise OpmlError("Give either an interval (such as 1h) or a cron expression (such as '0 3 * * *'), not both.")
+        if every is None and cron is None:
+            raise OpmlError("Missing recurrence: give an interval (such as 1h) or a cron expression (such as '0 3 * * *').")
+        if every is not None and cron is not None:
+            raise OpmlError("Give either an interval or a cron expression, not both.")
         target = self.published(published)
+        if target.status != "Active":
+            raise OpmlError(
+                f"Published pipeline {target.id} ({target.name}:{target.pipeline_version}) is {target.status}; "
+                f"enable it first with: opml pipelines enable {target.id}"
+            )
         pipeline = self.get(target.name, target.pipeline_version)
         PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters or {})
         if experiment:

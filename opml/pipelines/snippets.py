@@ -29,8 +29,8 @@ def python_snippet(endpoint: str, experiment: str, parameters: dict | None = Non
 def curl_snippet(endpoint: str, experiment: str, parameters: dict | None = None) -> str:
     body = json.dumps(request_body(experiment, parameters))
     return (
-        f"curl -sS -X POST {shlex.quote(endpoint)} "
-        f"-H \"Authorization: Bearer ${TOKEN_VARIABLE}\" "
-        "-H 'Content-Type: application/json' "
-        f"-d {shlex.quote(body)}"
+        f"curl -sS -X POST {shlex.quote(endpoint)} \\\n"
+        f"  -H \"Authorization: Bearer ${TOKEN_VARIABLE}\" \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(body)}"
     )
