@@ -94,7 +94,8 @@ def pipelines_create(context: click.Context, name, yaml_path, dataset_ref, label
     else:
         missing = [option for option, value in (("--dataset", dataset_ref), ("--label", label), ("--model-name", model_name)) if not value]
         if missing:
-            raise OpmlError(f"Missing {', '.join(missing)}: give each, or a definition with --from-yaml FILE.")
+            pronoun = "it" if len(missing) == 1 else "them"
+            raise OpmlError(f"Missing {', '.join(missing)}: give {pronoun}, or a definition with --from-yaml FILE.")
         dataset_name, dataset_version = parse_dataset_ref(dataset_ref)
         if test_fraction is None:
             test_fraction = 0.0 if evaluate_dataset else 0.2

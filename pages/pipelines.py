@@ -178,14 +178,16 @@ with pipelines_tab:
         with st.form("pipeline_yaml"):
             yaml_name = st.text_input("Save as pipeline", key="yaml_name")
             upload = st.file_uploader("Definition (YAML)", type=["yaml", "yml"])
-            loaded = st.form_submit_button("Save pipeline")
+            loaded = st.form_submit_button("Save pipeline from YAML")
         if loaded:
             if upload is None:
                 st.error("Choose a YAML file to load.")
             else:
                 try:
-                    definition = PipelineDefinition.from_yaml(upload.getvalue().decode(errors="replace"), upload.name)
-                    pipeline = service.create(yaml_name.strip(), definition)
+                    definition, description = PipelineDefinition.from_yaml_with_description(
+                        upload.getvalue().decode(errors="replace"), upload.name
+                    )
+                    pipeline = service.create(yaml_name.strip(), definition, description)
                 except OpmlError as error:
                     st.error(error.message)
                 else:
