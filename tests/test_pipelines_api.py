@@ -249,3 +249,34 @@ def test_cancel_over_rest(api) -> None:
     again = requests.post(f"{server.base_uri}/runs/{started['Id']}/cancel", headers=auth_header, timeout=30)
     assert again.status_code == 400
     assert "already Canceled" in again.json()["error"]
+
+
+def test_concurrent_starts_run_one_server(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    home = tmp_path / "workspace"
+    opml.connect(home)
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            servers = list(pool.map(lambda _: opml.connect(home).api.ensure_running(), range(3)))
+
+        assert {server.pid for server in servers} == {servers[0].pid}
+        assert all(server.state == "Running" for server in servers)
+        assert len(_api_processes(home)) == 1
+    finally:
+        opml.connect(home).api.stop()
+        for pid in _api_processes(home):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _api_processes(home: Path) -> list[int]:
+    """Return the pids of API server processes of the workspace ``home``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, PermissionError, ProcessLookupError, NotADirectoryError):
+            continue
+        if b"opml.api" in arguments and str(home).encode() in arguments:
+            found.append(int(entry.name))
+    return found

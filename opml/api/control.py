@@ -8,10 +8,13 @@ restarts, so published endpoint URLs stay valid.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +36,7 @@ INSTANCE_HEADER = "x-opml-api-instance"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 LOG_FILE = "api-server.log"
+LOCK_FILE = "api-server.lock"
 
 
 class ApiServerService:
@@ -40,6 +44,7 @@ class ApiServerService:
         self._repository = repository
         self._home = home
         self.log_path = repository.folder.parent / LOG_FILE
+        self._lock_path = home / LOCK_FILE
 
     def status(self) -> ApiServer:
         """Return the server's state: Running, Stopped, or Unhealthy when its process died or fails its health check."""
@@ -70,8 +75,22 @@ class ApiServerService:
             return None
         return f"http://{row['host']}:{row['port']}/pipelines/by-name/{quote(pipeline_name, safe='')}"
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the workspace's API server lock, so that two processes never start or stop it at once."""
+        with self._lock_path.open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
     def start(self, host: str = "127.0.0.1", port: int | None = None) -> ApiServer:
         """Start the server, on ``port``, else its previous port, else ``OPML_API_PORT``, else a free one."""
+        with self._exclusive():
+            return self._start(host, port)
+
+    def _start(self, host: str, port: int | None) -> ApiServer:
         current = self.status()
         if current.state == "Running":
             if port is not None and port != current.port:
@@ -132,6 +151,10 @@ class ApiServerService:
         return current if current.state == "Running" else self.start(current.host)
 
     def stop(self) -> ApiServer:
+        with self._exclusive():
+            return self._stop()
+
+    def _stop(self) -> ApiServer:
         row = self._repository.service(SERVICE_NAME)
         if row is not None and row["pid"] is not None:
             stop_group(row["pid"], STOP_TIMEOUT_S)
