@@ -29,7 +29,7 @@ def parse_pipeline_ref(ref: str) -> tuple[str, int | None]:
     name, separator, version_text = ref.rpartition(":")
     if not separator:
         return ref, None
-    if not version_text.isdigit() or int(version_text) < 1:
+    if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
         raise OpmlError(f"Invalid pipeline version {version_text!r} in {ref!r}: give a whole number from 1, as in {name}:1.")
     return name, int(version_text)
 

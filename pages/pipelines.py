@@ -39,9 +39,12 @@ def submit(start) -> None:
     st.rerun()
 
 
-# The API server serves the published endpoints and fires schedules; the dashboard starts it on demand.
+# The API server serves the published endpoints and fires schedules. The dashboard starts it on
+# demand, unless the user stopped it in this session.
+STOPPED_BY_USER = "api_server_stopped_by_user"
 server = workspace.api.status()
-if server.state != "Running" and (service.list_published() or service.list_schedules()):
+wanted = service.list_published() or service.list_schedules()
+if server.state != "Running" and wanted and not st.session_state.get(STOPPED_BY_USER):
     try:
         with st.spinner("Starting the API server…"):
             server = workspace.api.ensure_running()
@@ -51,10 +54,12 @@ server_column, button_column = st.columns([4, 1])
 if server.state == "Running":
     server_column.caption(f"API server running at {server.base_uri} (pid {server.pid}); it serves published endpoints and fires schedules.")
     if button_column.button("Stop API server"):
-        act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused.")
+        st.session_state[STOPPED_BY_USER] = True
+        act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused until it starts again.")
 else:
     server_column.caption(f"API server {server.state}. {server.error or ''}")
     if button_column.button("Start API server"):
+        st.session_state[STOPPED_BY_USER] = False
         act(workspace.api.ensure_running, "Started the API server.")
 
 pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs", "Schedules", "Tokens"])
@@ -107,7 +112,9 @@ def definition_form(datasets) -> None:
         label_column, metric_column, budget_column, folds_column = st.columns(4)
         label = label_column.text_input("Label column", value=settings.label_column_name)
         metric = metric_column.selectbox("Primary metric", PRIMARY_METRICS, index=PRIMARY_METRICS.index(settings.primary_metric))
-        budget = budget_column.number_input("Time budget (s)", min_value=5, value=int(settings.experiment_timeout_seconds), step=5)
+        budget = budget_column.number_input(
+            "Time budget (s)", min_value=1, value=max(1, round(settings.experiment_timeout_seconds)), step=5
+        )
         folds = folds_column.number_input("Folds", min_value=2, max_value=20, value=settings.n_cross_validations or 5)
         st.markdown("**3. Evaluate** on the test split, or on a named dataset when the test fraction is 0")
         evaluate_dataset = st.text_input("Evaluate dataset (NAME[:VERSION], optional)", value=base.evaluate_dataset or "" if base else "")
@@ -163,6 +170,7 @@ def definition_form(datasets) -> None:
             st.error(error.message)
             return
         ui.flash(f"Saved pipeline {pipeline.ref}.")
+        st.session_state.pop(f"pipeline_version_{pipeline.name}", None)
         st.session_state["selected_pipeline"] = pipeline.name
         st.rerun()
 
@@ -192,6 +200,8 @@ with pipelines_tab:
                     st.error(error.message)
                 else:
                     ui.flash(f"Saved pipeline {pipeline.ref} from {upload.name}.")
+                    st.session_state["selected_pipeline"] = pipeline.name
+                    st.session_state.pop(f"pipeline_version_{pipeline.name}", None)
                     st.rerun()
 
     pipelines = service.list()
@@ -226,6 +236,9 @@ with pipelines_tab:
         if submitted_run:
             current = service.get_run(submitted_run)
             st.success(f"Submitted pipeline run {current.id} of {current.pipeline_ref}: {current.status}. Follow its steps on the Runs tab.")
+            if not current.is_active:
+                # Shown once more with its final status, then cleared.
+                del st.session_state["submitted_pipeline_run"]
         submit_column, publish_column, download_column = st.columns(3)
         if submit_column.button("Submit run", type="primary"):
             submit(lambda: service.submit(pipeline.name, pipeline.version, trigger="dashboard"))
@@ -254,8 +267,15 @@ with pipelines_tab:
             ),
             hide_index=True,
         )
-        labels = {f"{item.name}:{item.pipeline_version} ({item.id[:8]}, {item.status})": item for item in published_items}
-        chosen = labels[st.selectbox("Published pipeline", list(labels), key="selected_published")]
+        by_id = {item.id: item for item in published_items}
+        chosen = by_id[
+            st.selectbox(
+                "Published pipeline",
+                list(by_id),
+                format_func=lambda key: f"{by_id[key].name}:{by_id[key].pipeline_version} ({key[:8]}, {by_id[key].status})",
+                key="selected_published",
+            )
+        ]
         experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
         if chosen.endpoint:
             st.markdown(f"REST endpoint: `{chosen.endpoint}`")

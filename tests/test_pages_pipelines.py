@@ -129,3 +129,40 @@ def test_run_settings_draft_a_new_pipeline(trained_workspace, monkeypatch) -> No
     assert inputs["Pipeline name"].value == "bm-small training"
     assert inputs["Label column"].value == "y"
     assert inputs["Model name"].value == "bm-small-model"
+
+
+def test_stopped_api_server_stays_stopped(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    workspace.pipelines.publish(PIPELINE)
+    app = open_page("pages/pipelines.py")
+    try:
+        started = workspace.api.status()
+        button(app, "Stop API server").click().run()
+        message = texts(app)
+        app.run()
+
+        assert started.state == "Running"
+        assert "Stopped the API server" in message
+        assert workspace.api.status().state == "Stopped"
+        button(app, "Start API server").click().run()
+        assert workspace.api.status().state == "Running"
+    finally:
+        workspace.api.stop()
+
+
+def test_saving_selects_the_new_version(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition())
+    workspace.pipelines.create(PIPELINE, small_definition(test_fraction=0.3))
+    app = open_page("pages/pipelines.py")
+    app.selectbox(key=f"pipeline_version_{PIPELINE}").set_value(1).run()
+
+    app.selectbox(key="pipeline_source").set_value(f"Edit {PIPELINE} (newest version 2)").run()
+    inputs = {widget.label: widget for widget in app.text_input}
+    inputs["Model name"].set_value("edited-model")
+    button(app, "Save pipeline").click().run()
+
+    assert not app.exception, app.exception
+    assert f"Saved pipeline {PIPELINE}:3." in texts(app)
+    assert app.selectbox(key=f"pipeline_version_{PIPELINE}").value == 3

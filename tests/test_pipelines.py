@@ -253,27 +253,29 @@ def test_unchanged_run_reuses_earlier_outputs(pipeline_runs) -> None:
 def test_failed_step_fails_run_and_skips_the_rest(pipeline_runs) -> None:
     workspace, _, _ = pipeline_runs
 
-    run = workspace.pipelines.submit(PIPELINE, parameters={"label_column_name": "nope"})
+    parameters = {"test_fraction": 0, "evaluate_dataset": "missing-data"}
+    run = workspace.pipelines.submit(PIPELINE, parameters=parameters)
     run = workspace.pipelines.wait(run.id, timeout_s=RUN_TIMEOUT_S)
 
     assert run.status == "Failed"
-    assert run.error.startswith("Step dataset failed: Label column 'nope' not found in bm-small:1")
-    assert [step.status for step in run.steps] == ["Failed", "Skipped", "Skipped", "Skipped", "Skipped"]
-    assert run.parameters == {"label_column_name": "nope"}
+    assert run.error.startswith("Step evaluate failed: Dataset 'missing-data' not found")
+    assert [step.status for step in run.steps] == ["Completed", "Completed", "Failed", "Skipped", "Skipped"]
+    assert run.parameters == parameters
+    assert workspace.pipelines.logs(run.id, "evaluate").count("Step evaluate failed") == 1
 
 
 def test_deploy_condition_keeps_the_deployed_model(pipeline_runs) -> None:
     workspace, first, _ = pipeline_runs
 
     run = workspace.pipelines.submit(
-        PIPELINE, parameters={"model_name": "bm-threshold", "deploy_condition": "threshold", "deploy_threshold": 1.01}
+        PIPELINE, parameters={"model_name": "bm-threshold", "deploy_condition": "threshold", "deploy_threshold": 1.0}
     )
     run = workspace.pipelines.wait(run.id, timeout_s=RUN_TIMEOUT_S)
 
     deploy = next(step for step in run.steps if step.name == "deploy")
     assert run.status == "Completed", run.error
     assert deploy.outputs["action"] == "not deployed"
-    assert "< threshold 1.01" in deploy.outputs["reason"]
+    assert "< threshold 1" in deploy.outputs["reason"]
     assert workspace.deployments.get("bm-pipeline").model_ref == "bm-pipeline-model:1"
     assert workspace.models.get("bm-threshold").version == 1
 
@@ -308,8 +310,11 @@ def test_killed_runner_fails_the_run(pipeline_runs) -> None:
 
     assert run.status == "Failed"
     assert f"The runner process (pid {pid}) ended without recording a result" in run.error
-    assert [step.status for step in run.steps[1:]] == ["Skipped"] * 4
-    automl_run = next(step for step in run.steps if step.name == "automl").outputs["automl_run"]
+    automl = next(step for step in run.steps if step.name == "automl")
+    assert automl.status == "Failed"
+    assert "ended without recording a result" in automl.error
+    assert [step.status for step in run.steps[2:]] == ["Skipped"] * 3
+    automl_run = automl.outputs["automl_run"]
     assert workspace.runs.wait(automl_run, timeout_s=30).status == "Canceled"
 
 
@@ -367,3 +372,61 @@ def test_token_names_are_unique_among_active_tokens(workspace: opml.Workspace) -
     renewed, _ = workspace.pipelines.create_token("notebook")
 
     assert renewed.id != token.id
+
+
+def test_split_seen_before_is_reused(pipeline_runs) -> None:
+    workspace, first, _ = pipeline_runs
+    other_split = workspace.datasets.load("bm-small-train", 1).head(100).to_csv(index=False).encode()
+    workspace.datasets.register_from_bytes("bm-small-train", other_split, filename="other.csv")
+
+    run = workspace.pipelines.wait(workspace.pipelines.submit(PIPELINE).id, timeout_s=RUN_TIMEOUT_S)
+
+    steps = {step.name: step for step in run.steps}
+    assert run.status == "Completed", run.error
+    assert steps["dataset"].outputs["train_dataset"] == "bm-small-train:1"
+    assert steps["automl"].status == "Reused"
+    assert steps["automl"].reused_from == first.id
+
+
+def test_schedule_does_not_wait_for_a_dead_run(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+    published = workspace.pipelines.publish(PIPELINE)
+    workspace.pipelines.create_schedule("minutely", published.id, every="1m")
+    later = datetime.now(timezone.utc) + timedelta(minutes=2)
+
+    (first,) = workspace.pipelines.fire_due_schedules(later)
+    os.kill(workspace.pipelines.repository.active_run_rows()[0]["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    (second,) = workspace.pipelines.fire_due_schedules(later + timedelta(minutes=2))
+    workspace.pipelines.delete_schedule("minutely")
+
+    assert workspace.pipelines.get_run(first).status == "Failed"
+    assert workspace.pipelines.wait(second, timeout_s=RUN_TIMEOUT_S).status == "Completed"
+
+
+@pytest.mark.parametrize(
+    ("assignments", "message"),
+    [
+        ({"deploy_threshold": float("nan")}, "Invalid value nan for deploy_threshold: give a finite number"),
+        ({"experiment_timeout_seconds": float("inf")}, "Invalid value inf for experiment_timeout_seconds"),
+        ({"dataset_version": 10**23}, "give a whole number below"),
+        ({"deploy_condition": "threshold", "deploy_threshold": 1.5}, "Invalid deploy_threshold 1.5: give a value of the primary metric, from 0 to 1"),
+    ],
+)
+def test_out_of_range_numbers_are_rejected(assignments: dict, message: str) -> None:
+    with pytest.raises(OpmlError, match=message):
+        small_definition().with_parameters(assignments)
+
+
+def test_submit_checks_label_and_dataset_version(pipeline_runs) -> None:
+    workspace, _, _ = pipeline_runs
+    before = len(workspace.pipelines.list_runs())
+
+    with pytest.raises(OpmlError, match="Label column 'Y' not found in bm-small:1") as label:
+        workspace.pipelines.submit(PIPELINE, parameters={"label_column_name": "Y"})
+    with pytest.raises(OpmlError, match="Dataset 'bm-small' has no version 9") as version:
+        workspace.pipelines.submit(PIPELINE, parameters={"dataset_version": 9})
+
+    assert label.value.status == 400
+    assert version.value.status == 400
+    assert len(workspace.pipelines.list_runs()) == before

@@ -121,6 +121,7 @@ def test_revoked_token_is_401(api) -> None:
         ({"ParameterAssignments": {"test_fraction": "half"}}, "Invalid value 'half' for test_fraction"),
         ({"ParameterAssignments": {"deploy_condition": "sometimes"}}, "Invalid deploy condition 'sometimes'"),
         ({"ParameterAssignments": {"dataset_name": "missing"}}, "Dataset 'missing' not found"),
+        ({"ParameterAssignments": {"label_column_name": "Y"}}, "Label column 'Y' not found in bm-small:1"),
         ({"ParameterAssignments": [1, 2]}, "ParameterAssignments must be a JSON object"),
         ({"ExperimentName": 7}, "Invalid ExperimentName 7"),
         ({"ExperimentName": "has space"}, "Invalid experiment name 'has space'"),
@@ -134,7 +135,25 @@ def test_bad_parameters_are_rejected_with_their_names(api, body: dict, message: 
 
     response = requests.post(published.endpoint, headers=auth_header, json=body, timeout=30)
 
-    assert response.status_code in (400, 404), response.text
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+    assert len(workspace.pipelines.list_runs()) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"ParameterAssignments": {"deploy_threshold": NaN}}', "Invalid value nan for deploy_threshold"),
+        (b'{"ParameterAssignments": {"experiment_timeout_seconds": 1e400}}', "Invalid value inf for experiment_timeout_seconds"),
+    ],
+)
+def test_numbers_that_are_not_finite_are_400(api, raw: bytes, message: str) -> None:
+    workspace, _, published, auth_header = api
+    before = len(workspace.pipelines.list_runs())
+
+    response = requests.post(published.endpoint, headers=auth_header, data=raw, timeout=30)
+
+    assert response.status_code == 400, response.text
     assert message in response.json()["error"]
     assert len(workspace.pipelines.list_runs()) == before
 
@@ -280,3 +299,21 @@ def _api_processes(home: Path) -> list[int]:
         if b"opml.api" in arguments and str(home).encode() in arguments:
             found.append(int(entry.name))
     return found
+
+
+def test_quickstart_publish_step_repeats_cleanly(tmp_path: Path, sample_csv: Path) -> None:
+    from opml.quickstart import Tour, _publish
+
+    workspace = opml.connect(tmp_path / "workspace")
+    register_small(workspace, sample_csv)
+    first, second = Tour(dataset="bm-small:1"), Tour(dataset="bm-small:1")
+    try:
+        _publish(workspace, first, 10)
+        _publish(workspace, second, 10)
+
+        assert second.endpoint == first.endpoint
+        assert len(workspace.pipelines.list_published()) == 1
+        assert workspace.pipelines.authenticate(first.secret) is None
+        assert workspace.pipelines.authenticate(second.secret) is not None
+    finally:
+        workspace.api.stop()

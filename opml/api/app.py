@@ -1,7 +1,8 @@
 """The FastAPI app of the opml API server: published pipeline endpoints, run status and the scheduler.
 
-Every route but the health check needs ``Authorization: Bearer <token>``
-with a token from ``opml api token create``. The scheduler is a task in the
+The pipeline and run routes need ``Authorization: Bearer <token>`` with a
+token from ``opml api token create``; the health check and the OpenAPI
+documentation (``/docs``, ``/openapi.json``) do not. The scheduler is a task in the
 server's event loop that fires due schedules once a second. The server runs
 one worker, so each due schedule fires once.
 """

@@ -34,6 +34,8 @@ SERVICE_NAME = "api"
 SERVER_MODULE = "opml.api"
 INSTANCE_HEADER = "x-opml-api-instance"
 START_TIMEOUT_S = 60.0
+HEALTH_TIMEOUT_S = 3.0
+BUSY_GRACE_S = 5.0
 STOP_TIMEOUT_S = 10.0
 LOG_FILE = "api-server.log"
 LOCK_FILE = "api-server.lock"
@@ -146,9 +148,21 @@ class ApiServerService:
         raise OpmlError(f"The API server did not pass its health check within {START_TIMEOUT_S:.0f} s; see {self.log_path}.")
 
     def ensure_running(self) -> ApiServer:
-        """Start the server unless it is Running; it keeps its port."""
+        """Start the server unless it is Running; it keeps its port.
+
+        A live process that fails one health check may only be busy, so it
+        gets a few more seconds before it is replaced.
+        """
         current = self.status()
+        deadline = time.monotonic() + BUSY_GRACE_S
+        while current.state == "Unhealthy" and is_alive(current.pid, self._process_start()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            current = self.status()
         return current if current.state == "Running" else self.start(current.host)
+
+    def _process_start(self) -> int | None:
+        row = self._repository.service(SERVICE_NAME)
+        return None if row is None else row["process_start"]
 
     def stop(self) -> ApiServer:
         with self._exclusive():
@@ -174,7 +188,7 @@ class ApiServerService:
         if port is None:
             return False
         try:
-            response = requests.get(f"http://{host}:{port}/", timeout=1.0)
+            response = requests.get(f"http://{host}:{port}/", timeout=HEALTH_TIMEOUT_S)
         except requests.RequestException:
             return False
         return response.status_code == 200 and response.headers.get(INSTANCE_HEADER) == instance_id

@@ -18,6 +18,7 @@ A run can override the flat parameters of ``PARAMETERS``, as Azure's
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from opml.deployments import validate_deployment_name
 from opml.errors import OpmlError
 from opml.models import validate_model_name
 
+MAX_NUMBER = 1e15
+"""Bound of numeric parameters: larger values are mistakes, and SQLite stores integers in 64 bits."""
 STEP_NAMES = ("dataset", "automl", "evaluate", "register", "deploy")
 DEPLOY_CONDITIONS = ("always", "threshold", "better")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
@@ -116,6 +119,10 @@ class PipelineDefinition:
             )
         if self.deploy_condition == "threshold" and self.deploy_threshold is None:
             raise OpmlError("The deploy condition 'threshold' needs deploy_threshold (--threshold), such as 0.9.")
+        if self.deploy_threshold is not None and not 0.0 <= self.deploy_threshold <= 1.0:
+            raise OpmlError(
+                f"Invalid deploy_threshold {self.deploy_threshold:g}: give a value of the primary metric, from 0 to 1."
+            )
         if self.deploy_condition != "threshold" and self.deploy_threshold is not None:
             raise OpmlError(
                 f"deploy_threshold {self.deploy_threshold:g} applies only with the deploy condition 'threshold' "
@@ -289,8 +296,12 @@ def _known_keys(section, step: str, allowed: tuple[str, ...]) -> dict:
 def _typed(value, kind: type, name: str):
     """Return ``value`` as ``kind``, or raise an error naming the parameter and the expected type."""
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            raise OpmlError(f"Invalid value {value!r} for {name}: give a finite number.")
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER:
+            raise OpmlError(f"Invalid value {value!r} for {name}: give a whole number below {MAX_NUMBER:.0e}.")
         return value
     if kind in (str, bool) and isinstance(value, kind):
         return value

@@ -41,6 +41,7 @@ SCHEDULE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INTERVAL_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 366 * 86400.0
 SPAWN_GRACE_S = 30.0
 """How long a run may stay without a recorded runner process before it counts as lost."""
 
@@ -51,8 +52,8 @@ def parse_interval(text: str) -> float:
     if not match:
         raise OpmlError(f"Invalid interval {text!r}: give a number with a unit s, m, h or d, as in 15m or 1h.")
     seconds = float(match.group(1)) * INTERVAL_UNITS[match.group(2)]
-    if seconds < MIN_INTERVAL_S:
-        raise OpmlError(f"Invalid interval {text!r}: give at least {MIN_INTERVAL_S:g} s.")
+    if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        raise OpmlError(f"Invalid interval {text!r}: give from {MIN_INTERVAL_S:g} s to 366 days.")
     return seconds
 
 
@@ -105,13 +106,7 @@ class PipelineService:
         # Reading the YAML form back gives every value its canonical type (8 becomes 8.0 seconds), so
         # equal definitions compare equal however they were built.
         definition = PipelineDefinition.from_dict(definition.to_dict())
-        version = self._datasets.get(definition.dataset_name, definition.dataset_version)
-        label = definition.automl.label_column_name
-        columns = [column.name for column in version.profile.column_profiles]
-        if label not in columns:
-            raise OpmlError(
-                f"Label column {label!r} not found in {version.ref}; its columns are {', '.join(columns)}."
-            )
+        self._check_data(definition)
         latest = self.repository.get_pipeline(name, None)
         if not description.strip() and latest is not None:
             description = latest.description
@@ -119,6 +114,17 @@ class PipelineService:
         if created:
             log.info("Saved pipeline %s", pipeline.ref)
         return pipeline
+
+    def _check_data(self, definition: PipelineDefinition) -> None:
+        """Check that the dataset version exists and has the label column, as a bad parameter (400) if not."""
+        try:
+            version = self._datasets.get(definition.dataset_name, definition.dataset_version)
+        except NotFoundError as error:
+            raise OpmlError(error.message) from error
+        label = definition.automl.label_column_name
+        columns = [column.name for column in version.profile.column_profiles]
+        if label not in columns:
+            raise OpmlError(f"Label column {label!r} not found in {version.ref}; its columns are {', '.join(columns)}.")
 
     def create_from_yaml(self, name: str, path: str | Path, description: str = "") -> Pipeline:
         """Save the definition in a YAML file; its ``description`` key is used unless ``description`` is given."""
@@ -258,7 +264,7 @@ class PipelineService:
         parameters = dict(parameters or {})
         definition = PipelineDefinition.from_dict(pipeline.definition).with_parameters(parameters)
         experiment = definition.experiment if experiment is None else validate_experiment_name(experiment)
-        self._datasets.get(definition.dataset_name, definition.dataset_version)
+        self._check_data(definition)
 
         run_id = f"PipelineRun_{uuid.uuid4().hex[:12]}"
         self.repository.insert_run(
@@ -480,6 +486,7 @@ class PipelineService:
         active skips this turn, so slow runs do not pile up.
         """
         now = now or datetime.now(timezone.utc)
+        self.reconcile()
         started = []
         for schedule in self.repository.list_schedules():
             if schedule.status != "Active" or schedule.next_run_at is None or schedule.next_run_at > now:

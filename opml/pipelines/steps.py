@@ -8,6 +8,7 @@ pipeline allows reuse and what those outputs name still exists.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
@@ -20,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from opml.automl.metrics import classification_metrics
 from opml.automl.model import TrainedModel
 from opml.datasets import parse_dataset_ref
-from opml.errors import OpmlError
+from opml.errors import NotFoundError, OpmlError
 from opml.pipelines.definition import STEP_NAMES, PipelineDefinition
 
 log = logging.getLogger("opml.pipeline")
@@ -95,17 +96,28 @@ def dataset_step(context: StepContext) -> dict:
     for part, rows in (("train", train), ("test", test)):
         buffer = io.BytesIO()
         rows.sort_index().to_parquet(buffer, index=False)
-        registration = datasets.register_from_bytes(
-            f"{version.name}-{part}",
-            buffer.getvalue(),
-            filename=f"{part}.parquet",
-            description=f"The {part} {description}",
-        )
-        registered[part] = registration.version
-        log.info("%s split: %s (%d rows, %s)", part.capitalize(), registration.version.ref, len(rows),
-                 "new version" if registration.created else "unchanged")
-    outputs.update(train_dataset=registered["train"].ref, test_dataset=registered["test"].ref)
+        registered[part] = _register_once(datasets, f"{version.name}-{part}", buffer.getvalue(), f"The {part} {description}")
+        log.info("%s split: %s (%d rows)", part.capitalize(), registered[part], len(rows))
+    outputs.update(train_dataset=registered["train"], test_dataset=registered["test"])
     return outputs
+
+
+def _register_once(datasets, name: str, data: bytes, description: str) -> str:
+    """Register split data, or return the existing version of ``name`` with the same content.
+
+    Registration deduplicates only against the latest version, so a split
+    seen before a different one came in between would otherwise get a new
+    version and defeat step reuse.
+    """
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        versions = datasets.versions(name)
+    except NotFoundError:
+        versions = []
+    same = [version for version in versions if version.sha256 == sha256]
+    if same:
+        return same[-1].ref
+    return datasets.register_from_bytes(name, data, filename=f"{name}.parquet", description=description).version.ref
 
 
 def automl_fingerprint(context: StepContext) -> list:
@@ -125,8 +137,11 @@ def automl_step(context: StepContext) -> dict:
     log.info("AutoML run %s submitted on %s", run.id, training_ref)
     while run.is_active:
         if context.canceled:
-            workspace.runs.cancel(run.id)
-            log.info("Canceled AutoML run %s", run.id)
+            try:
+                workspace.runs.cancel(run.id)
+                log.info("Canceled AutoML run %s", run.id)
+            except OpmlError as error:
+                log.info("AutoML run %s ended before the cancel reached it: %s", run.id, error.message)
             raise StepCanceled()
         time.sleep(POLL_S)
         run = workspace.runs.get(run.id)
@@ -275,15 +290,15 @@ def _comparison(context: StepContext, deployment, metric: str, score: float) -> 
     """Return the new and the deployed model's scores on a common basis, and that basis.
 
     Both are scored on the evaluation data when the deployed model was
-    trained on the same training dataset as the new one, so neither has seen
-    those rows. Otherwise the deployed model may have trained on them, and
+    trained on the same training dataset version as the new one, so neither
+    has seen those rows. Otherwise the deployed model may have trained on them, and
     the validation metrics recorded by AutoML are compared instead.
     """
     workspace = context.workspace
     model = workspace.models.get(deployment.model_name, deployment.model_version)
     reference = context.outputs["evaluate"]["evaluated_on"]
     training = context.outputs["dataset"].get("train_dataset") or context.outputs["dataset"]["dataset"]
-    same_training_data = model.dataset_name == parse_dataset_ref(training)[0]
+    same_training_data = f"{model.dataset_name}:{model.dataset_version}" == training
     if same_training_data and not reference.startswith("validation of"):
         try:
             frame = workspace.datasets.load(*parse_dataset_ref(reference))

@@ -174,12 +174,13 @@ class LocalPipelineRepository:
             record_activity(connection, "pipeline", f"Requested cancellation of pipeline run {run_id}")
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> bool:
-        """End an active run; steps that had not ended become Skipped, or Canceled when the run was canceled.
+        """End an active run; its Running step becomes Failed and the steps after it Skipped (both Canceled on cancel).
 
         Return False when the run had already ended.
         """
         now = utc_now()
         leftover = "Canceled" if status == "Canceled" else "Skipped"
+        interrupted = "Canceled" if status == "Canceled" else "Failed"
         with self._store.write() as connection:
             updated = connection.execute(
                 "UPDATE pipeline_runs SET status = ?, ended_at = ?, error = ?"
@@ -188,10 +189,13 @@ class LocalPipelineRepository:
             ).rowcount
             if not updated:
                 return False
+            # A step still Running here was cut off with the run, so it takes the run's error.
             connection.execute(
-                "UPDATE pipeline_steps SET status = ?, ended_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END"
-                " WHERE run_id = ? AND status IN ('NotStarted', 'Running')",
-                (leftover, now, run_id),
+                "UPDATE pipeline_steps SET status = ?, ended_at = ?, error = ? WHERE run_id = ? AND status = 'Running'",
+                (interrupted, now, error, run_id),
+            )
+            connection.execute(
+                "UPDATE pipeline_steps SET status = ? WHERE run_id = ? AND status = 'NotStarted'", (leftover, run_id)
             )
             detail = f": {error}" if error else ""
             record_activity(connection, "pipeline", f"Pipeline run {run_id} {status.lower()}{detail}")
