@@ -94,6 +94,7 @@ class PipelineDefinition:
     allow_reuse: bool = True
 
     def validate(self) -> PipelineDefinition:
+        """Check each step's parameters; raise OpmlError naming the first wrong one."""
         validate_dataset_name(self.dataset_name)
         if self.dataset_version is not None and self.dataset_version < 1:
             raise OpmlError(f"Invalid dataset version {self.dataset_version}: give 1 or more, or latest.")
@@ -106,11 +107,13 @@ class PipelineDefinition:
             )
         if self.evaluate_dataset:
             parse_dataset_ref(self.evaluate_dataset)
+
         try:
             self.automl.validate()
         except TypeError as error:
             raise OpmlError(f"Invalid automl settings: a value has the wrong type ({error}).") from error
         validate_model_name(self.model_name)
+
         if self.deployment_name is not None:
             validate_deployment_name(self.deployment_name)
         if self.deploy_condition not in DEPLOY_CONDITIONS:
@@ -128,6 +131,7 @@ class PipelineDefinition:
                 f"deploy_threshold {self.deploy_threshold:g} applies only with the deploy condition 'threshold' "
                 f"(--deploy-when threshold); the condition is {self.deploy_condition!r}."
             )
+
         validate_experiment_name(self.experiment)
         return self
 
