@@ -281,6 +281,8 @@ def _automl_value(key: str, value):
 
 def _yaml_error(error: yaml.YAMLError, source: str) -> str:
     """Describe a YAML syntax error by file, line and column."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"{source} is not a YAML text file: {error.reason} at character {error.position}."
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error)
     if mark is None:

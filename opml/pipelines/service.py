@@ -131,7 +131,8 @@ class PipelineService:
         source = Path(path).expanduser()
         if not source.is_file():
             raise OpmlError(f"File not found: {str(path)!r}; give the path of a pipeline YAML file.")
-        definition, file_description = PipelineDefinition.from_yaml_with_description(source.read_text(), str(source))
+        text = source.read_text(errors="replace")
+        definition, file_description = PipelineDefinition.from_yaml_with_description(text, str(source))
         return self.create(name, definition, description or file_description)
 
     def get(self, name: str, version: int | None = None) -> Pipeline:
