@@ -375,19 +375,18 @@ def schedule_list(as_json: bool) -> None:
         click.echo(f"The API server is {server.state}; schedules fire only while it runs: opml api start", err=True)
 
 
-def _schedule_action(verb: str, method: str):
-    @schedule.command(verb)
+def _schedule_action(verb: str, method: str, help_text: str):
+    @schedule.command(verb, help=help_text)
     @click.argument("name")
     def command(name: str) -> None:
         result = getattr(opml.connect().pipelines, method)(name)
         click.echo(f"Schedule {result.name} is {result.status}; next run {_when(result.next_run_at)}")
 
-    command.__doc__ = f"{verb.capitalize()} a schedule."
     return command
 
 
-_schedule_action("pause", "pause_schedule")
-_schedule_action("resume", "resume_schedule")
+_schedule_action("pause", "pause_schedule", "Pause a schedule: it fires no runs until resumed.")
+_schedule_action("resume", "resume_schedule", "Resume a paused schedule; its next run is computed from now.")
 
 
 @schedule.command("delete")

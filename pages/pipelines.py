@@ -40,11 +40,10 @@ def submit(start) -> None:
 
 
 # The API server serves the published endpoints and fires schedules. The dashboard starts it on
-# demand, unless the user stopped it in this session.
-STOPPED_BY_USER = "api_server_stopped_by_user"
+# demand, unless someone stopped it on purpose.
 server = workspace.api.status()
 wanted = service.list_published() or service.list_schedules()
-if server.state != "Running" and wanted and not st.session_state.get(STOPPED_BY_USER):
+if server.state != "Running" and wanted and not workspace.api.stopped_on_request():
     try:
         with st.spinner("Starting the API server…"):
             server = workspace.api.ensure_running()
@@ -54,12 +53,10 @@ server_column, button_column = st.columns([4, 1])
 if server.state == "Running":
     server_column.caption(f"API server running at {server.base_uri} (pid {server.pid}); it serves published endpoints and fires schedules.")
     if button_column.button("Stop API server"):
-        st.session_state[STOPPED_BY_USER] = True
         act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused until it starts again.")
 else:
     server_column.caption(f"API server {server.state}. {server.error or ''}")
     if button_column.button("Start API server"):
-        st.session_state[STOPPED_BY_USER] = False
         act(workspace.api.ensure_running, "Started the API server.")
 
 pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs", "Schedules", "Tokens"])
@@ -272,10 +269,12 @@ with pipelines_tab:
             st.selectbox(
                 "Published pipeline",
                 list(by_id),
-                format_func=lambda key: f"{by_id[key].name}:{by_id[key].pipeline_version} ({key[:8]}, {by_id[key].status})",
+                # The label leaves out the status: a label that changes makes Streamlit treat the box as new.
+                format_func=lambda key: f"{by_id[key].name}:{by_id[key].pipeline_version} ({key[:8]})",
                 key="selected_published",
             )
         ]
+        st.caption(f"Status: {chosen.status}")
         experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
         if chosen.endpoint:
             st.markdown(f"REST endpoint: `{chosen.endpoint}`")

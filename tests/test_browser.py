@@ -113,3 +113,37 @@ def test_pipelines_page_saves_a_pipeline(dashboard: str) -> None:
             expect(page.get_by_role("button", name="Publish")).to_be_visible()
         finally:
             browser.close()
+
+
+def test_published_pipeline_buttons_act_on_the_selection(dashboard: str, tmp_path: Path) -> None:
+    import opml
+    from opml.automl.settings import AutoMLSettings
+    from opml.pipelines.definition import PipelineDefinition
+    from playwright.sync_api import expect, sync_playwright
+
+    workspace = opml.connect(tmp_path / "workspace")
+    definition = PipelineDefinition(
+        dataset_name="bankmarketing", automl=AutoMLSettings(label_column_name="y"), model_name="bm-model"
+    )
+    workspace.pipelines.create("Bankmarketing Train", definition)
+    older = workspace.pipelines.publish("Bankmarketing Train")
+    newer = workspace.pipelines.publish("Bankmarketing Train")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{dashboard}/pipelines")
+            expect(page.get_by_role("heading", name="Published pipelines")).to_be_visible(timeout=30_000)
+            page.get_by_role("combobox", name="Published pipeline").click()
+            page.get_by_role("option", name=f"Bankmarketing Train:1 ({older.id[:8]}").click()
+            expect(page.get_by_text("Status: Active")).to_be_visible(timeout=30_000)
+
+            for label, status in (("Disable", "Disabled"), ("Enable", "Active"), ("Disable", "Disabled")):
+                page.get_by_role("button", name=label, exact=True).click()
+                expect(page.get_by_text(f"Status: {status}")).to_be_visible(timeout=30_000)
+
+            assert workspace.pipelines.published(older.id).status == "Disabled"
+            assert workspace.pipelines.published(newer.id).status == "Active"
+        finally:
+            browser.close()
+            workspace.api.stop()

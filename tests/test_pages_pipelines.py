@@ -140,11 +140,12 @@ def test_stopped_api_server_stays_stopped(workspace: opml.Workspace, sample_csv:
         started = workspace.api.status()
         button(app, "Stop API server").click().run()
         message = texts(app)
-        app.run()
+        reloaded = open_page("pages/pipelines.py")
 
         assert started.state == "Running"
         assert "Stopped the API server" in message
         assert workspace.api.status().state == "Stopped"
+        assert "API server Stopped. Stopped on request" in texts(reloaded)
         button(app, "Start API server").click().run()
         assert workspace.api.status().state == "Running"
     finally:
@@ -166,3 +167,23 @@ def test_saving_selects_the_new_version(workspace: opml.Workspace, sample_csv: P
     assert not app.exception, app.exception
     assert f"Saved pipeline {PIPELINE}:3." in texts(app)
     assert app.selectbox(key=f"pipeline_version_{PIPELINE}").value == 3
+
+
+def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    older = workspace.pipelines.publish(PIPELINE)
+    newer = workspace.pipelines.publish(PIPELINE)
+    app = open_page("pages/pipelines.py")
+    try:
+        app.selectbox(key="selected_published").set_value(older.id).run()
+        button(app, "Disable").click().run()
+        button(app, "Enable").click().run()
+        button(app, "Disable").click().run()
+
+        assert not app.exception, app.exception
+        assert app.selectbox(key="selected_published").value == older.id
+        assert workspace.pipelines.published(older.id).status == "Disabled"
+        assert workspace.pipelines.published(newer.id).status == "Active"
+    finally:
+        workspace.api.stop()

@@ -35,6 +35,7 @@ SERVER_MODULE = "opml.api"
 INSTANCE_HEADER = "x-opml-api-instance"
 START_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = 3.0
+STOPPED_ON_REQUEST = "Stopped on request; start it to serve the endpoints and fire the schedules."
 BUSY_GRACE_S = 5.0
 STOP_TIMEOUT_S = 10.0
 LOG_FILE = "api-server.log"
@@ -147,6 +148,11 @@ class ApiServerService:
         self._repository.save_service(SERVICE_NAME, pid=None, process_start=None, error="Start timed out")
         raise OpmlError(f"The API server did not pass its health check within {START_TIMEOUT_S:.0f} s; see {self.log_path}.")
 
+    def stopped_on_request(self) -> bool:
+        """Return True when the server was stopped with ``stop`` and not started since."""
+        server = self.status()
+        return server.state == "Stopped" and server.error == STOPPED_ON_REQUEST
+
     def ensure_running(self) -> ApiServer:
         """Start the server unless it is Running; it keeps its port.
 
@@ -173,7 +179,7 @@ class ApiServerService:
         if row is not None and row["pid"] is not None:
             stop_group(row["pid"], STOP_TIMEOUT_S)
             self._repository.save_service(
-                SERVICE_NAME, activity="Stopped the API server", pid=None, process_start=None, error=None
+                SERVICE_NAME, activity="Stopped the API server", pid=None, process_start=None, error=STOPPED_ON_REQUEST
             )
         return self.status()
 
