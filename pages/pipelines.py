@@ -422,7 +422,9 @@ with schedules_tab:
             ),
             hide_index=True,
         )
-        chosen_schedule = st.selectbox("Schedule", [item.name for item in schedules], key="selected_schedule")
+        names = [item.name for item in schedules]
+        # Keyed by the options, so the box starts afresh when they change, in the browser as on the server.
+        chosen_schedule = st.selectbox("Schedule", names, key=f"selected_schedule_{'|'.join(names)}")
         pause_column, resume_column, delete_column = st.columns(3)
         if pause_column.button("Pause"):
             act(lambda: service.pause_schedule(chosen_schedule), f"Paused {chosen_schedule}.")
@@ -461,6 +463,6 @@ with tokens_tab:
         )
         active = {f"{item.name} ({item.id})": item.id for item in tokens if item.active}
         if active:
-            revoke_label = st.selectbox("Token", list(active), key="revoke_token")
+            revoke_label = st.selectbox("Token", list(active), key=f"revoke_token_{'|'.join(active.values())}")
             if st.button("Revoke token"):
                 act(lambda: service.revoke_token(active[revoke_label]), f"Revoked token {revoke_label}.")
