@@ -6,19 +6,18 @@ line starting with ``error:``, with exit status 1.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
 
 import opml
+from opml.cli_output import print_json as _print_json
+from opml.cli_output import to_jsonable as _to_jsonable
 from opml.datasets import SAMPLE_NAME, parse_dataset_ref
 from opml.errors import OpmlError
 from opml.records import DatasetVersion, Registration
@@ -849,23 +848,6 @@ def _version_summary(version: DatasetVersion) -> dict:
     data = _to_jsonable(version)
     del data["profile"]
     return {**data, "ref": version.ref}
-
-
-def _to_jsonable(record) -> dict:
-    def convert(value):
-        if isinstance(value, datetime):
-            return value.isoformat()
-        if isinstance(value, dict):
-            return {key: convert(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(item) for item in value]
-        return value
-
-    return convert(dataclasses.asdict(record))
-
-
-def _print_json(data) -> None:
-    click.echo(json.dumps(data, indent=2))
 
 
 from opml.cli_pipelines import api, pipelines, quickstart  # noqa: E402  (defined in their own module)

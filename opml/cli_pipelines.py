@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,18 +9,12 @@ from pathlib import Path
 import click
 
 import opml
+from opml.cli_output import print_json as _print_json
+from opml.cli_output import to_jsonable as _to_jsonable
 from opml.errors import OpmlError
 from opml.pipelines.definition import DEPLOY_CONDITIONS, PipelineDefinition
 from opml.pipelines.snippets import TOKEN_VARIABLE, curl_snippet
 from opml.records import PipelineRun
-
-
-def _print_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def _record_json(record) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(record), default=str))
 
 
 def parse_pipeline_ref(ref: str) -> tuple[str, int | None]:
@@ -80,15 +73,15 @@ def pipelines_create(context: click.Context, name, yaml_path, dataset_ref, label
 
     workspace = opml.connect()
     if yaml_path:
-        given = [
+        conflicting = [
             f"--{parameter.name.replace('_', '-')}"
             for parameter in context.command.params
             if parameter.name not in ("name", "yaml_path", "description")
             and context.get_parameter_source(parameter.name) == click.core.ParameterSource.COMMANDLINE
         ]
-        if given:
+        if conflicting:
             raise OpmlError(
-                f"{', '.join(given)} cannot be combined with --from-yaml: edit the YAML file, or create without it."
+                f"{', '.join(conflicting)} cannot be combined with --from-yaml: edit the YAML file, or create without it."
             )
         pipeline = workspace.pipelines.create_from_yaml(name, yaml_path, description)
     else:
@@ -131,7 +124,7 @@ def pipelines_list(published: bool, as_json: bool) -> None:
     if published:
         items = workspace.pipelines.list_published()
         if as_json:
-            _print_json([_record_json(item) for item in items])
+            _print_json([_to_jsonable(item) for item in items])
             return
         if not items:
             click.echo("Nothing is published yet; publish a pipeline with: opml pipelines publish NAME")
@@ -142,7 +135,7 @@ def pipelines_list(published: bool, as_json: bool) -> None:
         return
     items = workspace.pipelines.list()
     if as_json:
-        _print_json([_record_json(item) for item in items])
+        _print_json([_to_jsonable(item) for item in items])
         return
     if not items:
         click.echo("No pipelines yet; create one with: opml pipelines create NAME --dataset ... --label ... --model-name ...")
@@ -166,7 +159,7 @@ def pipelines_show(ref: str, as_yaml: bool, as_json: bool) -> None:
         click.echo(definition.to_yaml(pipeline.description), nl=False)
         return
     if as_json:
-        _print_json({**_record_json(pipeline), "parameters": definition.parameters()})
+        _print_json({**_to_jsonable(pipeline), "parameters": definition.parameters()})
         return
     click.echo(f"{pipeline.ref}  saved {pipeline.created_at:%Y-%m-%d %H:%M}  {pipeline.description}")
     click.echo(definition.to_yaml(), nl=False)
@@ -200,7 +193,7 @@ def pipelines_publish(ref: str, description: str, as_json: bool) -> None:
     workspace.api.ensure_running()
     published = workspace.pipelines.publish(name, version, description)
     if as_json:
-        _print_json(_record_json(published))
+        _print_json(_to_jsonable(published))
         return
     click.echo(f"Published {published.name}:{published.pipeline_version} as {published.id}")
     click.echo(f"Endpoint: {published.endpoint}")
@@ -236,18 +229,18 @@ def pipelines_trigger(ref: str, params: tuple[str, ...], experiment: str | None,
     """Start a run of a pipeline version or of a published pipeline, and print its id."""
     workspace = opml.connect()
     assignments = parse_assignments(params)
-    if workspace.pipelines.repository.get_published(ref) is not None:
+    if workspace.pipelines.is_published_id(ref):
         run = workspace.pipelines.submit_published(ref, parameters=assignments, experiment=experiment, trigger="cli")
     else:
         name, version = parse_pipeline_ref(ref)
         run = workspace.pipelines.submit(name, version, parameters=assignments, experiment=experiment, trigger="cli")
     if not wait:
-        _print_json(_record_json(run)) if as_json else click.echo(run.id)
+        _print_json(_to_jsonable(run)) if as_json else click.echo(run.id)
         return
     click.echo(run.id, err=as_json)
     run = _follow(workspace, run.id)
     if as_json:
-        _print_json(_record_json(run))
+        _print_json(_to_jsonable(run))
     if run.status != "Completed":
         raise OpmlError(f"Pipeline run {run.id} {run.status.lower()}: {run.error or 'no reason recorded'}")
 
@@ -275,7 +268,7 @@ def pipelines_runs(context: click.Context, pipeline: str | None, as_json: bool) 
         return
     items = opml.connect().pipelines.list_runs(pipeline=pipeline)
     if as_json:
-        _print_json([_record_json(item) for item in items])
+        _print_json([_to_jsonable(item) for item in items])
         return
     if not items:
         click.echo("No pipeline runs yet; start one with: opml pipelines trigger NAME")
@@ -295,7 +288,7 @@ def pipelines_runs_show(run_id: str, as_json: bool) -> None:
     """Show a run's steps with their status, duration and outputs."""
     run = opml.connect().pipelines.get_run(run_id)
     if as_json:
-        _print_json(_record_json(run))
+        _print_json(_to_jsonable(run))
         return
     click.echo(f"{run.id}  {run.status}  {run.pipeline_ref}  experiment {run.experiment}  trigger {run.trigger}")
     if run.parameters:
@@ -359,7 +352,7 @@ def schedule_list(as_json: bool) -> None:
     workspace = opml.connect()
     items = workspace.pipelines.list_schedules()
     if as_json:
-        _print_json([_record_json(item) for item in items])
+        _print_json([_to_jsonable(item) for item in items])
         return
     if not items:
         click.echo("No schedules; create one with: opml pipelines schedule create NAME --pipeline ID --every 1d")
@@ -433,7 +426,7 @@ def api_status(as_json: bool) -> None:
     """Show whether the API server runs, where, and since when."""
     server = opml.connect().api.status()
     if as_json:
-        _print_json({**_record_json(server), "base_uri": server.base_uri})
+        _print_json({**_to_jsonable(server), "base_uri": server.base_uri})
         return
     where = f" at {server.base_uri}" if server.base_uri and server.state == "Running" else ""
     since = f" since {server.started_at:%Y-%m-%d %H:%M:%S} UTC" if server.started_at and server.state == "Running" else ""
@@ -469,7 +462,7 @@ def token_list(as_json: bool) -> None:
     """List tokens (never their secrets)."""
     items = opml.connect().pipelines.list_tokens()
     if as_json:
-        _print_json([_record_json(item) for item in items])
+        _print_json([_to_jsonable(item) for item in items])
         return
     if not items:
         click.echo("No tokens; create one with: opml api token create NAME")

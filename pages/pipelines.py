@@ -42,8 +42,8 @@ def submit(start) -> None:
 # The API server serves the published endpoints and fires schedules. The dashboard starts it on
 # demand, unless someone stopped it on purpose.
 server = workspace.api.status()
-wanted = service.list_published() or service.list_schedules()
-if server.state != "Running" and wanted and not workspace.api.stopped_on_request():
+needed = service.list_published() or service.list_schedules()
+if server.state != "Running" and needed and not workspace.api.stopped_on_request():
     try:
         with st.spinner("Starting the API server…"):
             server = workspace.api.ensure_running()

@@ -37,8 +37,8 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
     assert unwritable.stderr.startswith(f"error: Could not write {tmp_path / 'missing' / 'p.yaml'}: No such file or directory")
     assert check(run_opml(home, "pipelines", "create", "Copy", "--from-yaml", str(yaml_path))).strip() == "Saved pipeline Copy:1"
     assert PIPELINE in check(run_opml(home, "pipelines", "list"))
-    shown = json.loads(check(run_opml(home, "pipelines", "show", f"{PIPELINE}:1", "--json")))
-    assert shown["parameters"]["model_name"] == "cli-model"
+    details = json.loads(check(run_opml(home, "pipelines", "show", f"{PIPELINE}:1", "--json")))
+    assert details["parameters"]["model_name"] == "cli-model"
 
     triggered = run_opml(home, "pipelines", "trigger", PIPELINE, "--param", "model_name=cli-override", "--wait", "--json")
     run = json.loads(check(triggered))

@@ -98,6 +98,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(OpmlError)
     async def opml_error(request: Request, error: OpmlError) -> JSONResponse:
+        log.info("Rejected %s %s with %d: %s", request.method, request.url.path, error.status, error.message)
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 

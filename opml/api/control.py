@@ -65,18 +65,21 @@ class ApiServerService:
             state, error = "Running", None
         return ApiServer(host=row["host"], port=row["port"], state=state, pid=row["pid"], started_at=started, error=error)
 
-    def endpoint(self, published_id: str) -> str | None:
+    def base_uri(self) -> str | None:
+        """Return the server's address, known once it has had a port; no health check."""
         row = self._repository.service(SERVICE_NAME)
         if row is None or row["port"] is None:
             return None
-        return f"http://{row['host']}:{row['port']}/pipelines/{published_id}"
+        return f"http://{row['host']}:{row['port']}"
+
+    def endpoint(self, published_id: str) -> str | None:
+        base = self.base_uri()
+        return None if base is None else f"{base}/pipelines/{published_id}"
 
     def name_endpoint(self, pipeline_name: str) -> str | None:
         """Return the endpoint that always runs the newest Active publication of ``pipeline_name``."""
-        row = self._repository.service(SERVICE_NAME)
-        if row is None or row["port"] is None:
-            return None
-        return f"http://{row['host']}:{row['port']}/pipelines/by-name/{quote(pipeline_name, safe='')}"
+        base = self.base_uri()
+        return None if base is None else f"{base}/pipelines/by-name/{quote(pipeline_name, safe='')}"
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -150,8 +153,8 @@ class ApiServerService:
 
     def stopped_on_request(self) -> bool:
         """Return True when the server was stopped with ``stop`` and not started since."""
-        server = self.status()
-        return server.state == "Stopped" and server.error == STOPPED_ON_REQUEST
+        row = self._repository.service(SERVICE_NAME)
+        return row is not None and row["pid"] is None and row["error"] == STOPPED_ON_REQUEST
 
     def ensure_running(self) -> ApiServer:
         """Start the server unless it is Running; it keeps its port.

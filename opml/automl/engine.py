@@ -87,8 +87,8 @@ class _FoldCollector:
 
     def __call__(self, X_val, y_val, estimator, labels, X_train, y_train, *args):
         probabilities = estimator.predict_proba(X_val)
-        # A configuration's folds share the sample size, train plus validation rows; the training rows
-        # alone differ by one between folds when the rows do not divide evenly.
+        # A configuration's folds share the sample size: training plus validation rows. The training
+        # rows alone differ by one between folds when the rows do not divide evenly.
         sample_rows = len(X_train) + len(X_val)
         key = json.dumps([type(estimator).__name__, sample_rows, _jsonable(estimator.params)], sort_keys=True)
         entry = self.pending.setdefault(key, {"rows": [], "probabilities": []})

@@ -148,9 +148,9 @@ class PipelineService:
 
     def suggest_name(self, base: str) -> str:
         """Return ``base``, or ``base 2``, ``base 3``, ... when that pipeline name is taken."""
-        taken = {item.name for item in self.repository.list_pipelines()}
+        existing_names = {item.name for item in self.repository.list_pipelines()}
         candidate, number = base, 1
-        while candidate in taken:
+        while candidate in existing_names:
             number += 1
             candidate = f"{base} {number}"
         return candidate
@@ -224,7 +224,14 @@ class PipelineService:
         return to_published(rows[0], self.api.endpoint(rows[0]["id"]))
 
     def list_published(self) -> list[PublishedPipeline]:
-        return [to_published(row, self.api.endpoint(row["id"])) for row in self.repository.list_published()]
+        base = self.api.base_uri()
+        return [
+            to_published(row, None if base is None else f"{base}/pipelines/{row['id']}")
+            for row in self.repository.list_published()
+        ]
+
+    def is_published_id(self, reference: str) -> bool:
+        return self.repository.get_published(reference) is not None
 
     def disable(self, reference: str) -> PublishedPipeline:
         published = self._one_published(reference, "Active")
