@@ -70,6 +70,24 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path) -> N
     pytest.fail(f"the dashboard did not answer within {START_TIMEOUT_S} s:\n{log_path.read_text()}")
 
 
+def choose_option(page, box: str, option: str, attempts: int = 5) -> None:
+    """Select ``option`` in the select box labelled ``box``.
+
+    On a loaded machine the list can close right after it opens, while the page is still
+    drawing, so the box is opened again until the option can be clicked.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        page.get_by_role("combobox", name=box).click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail(f"the option {option!r} of the box {box!r} did not open in {attempts} attempts")
+
+
 def test_datasets_page_lists_sample(dashboard: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -133,9 +151,12 @@ def test_published_pipeline_buttons_act_on_the_selection(dashboard: str, tmp_pat
         try:
             page = browser.new_page()
             page.goto(f"{dashboard}/pipelines")
-            expect(page.get_by_role("heading", name="Published pipelines")).to_be_visible(timeout=30_000)
-            page.get_by_role("combobox", name="Published pipeline").click()
-            page.get_by_role("option", name=f"Bankmarketing Train:1 ({older.id[:8]}").click()
+            # This button is the last one on the tab, so once it shows the box above it is drawn.
+            expect(page.get_by_role("button", name="Submit run of the published pipeline")).to_be_visible(timeout=30_000)
+            choose_option(page, "Published pipeline", f"Bankmarketing Train:1 ({older.id[:8]})")
+            expect(page.get_by_role("combobox", name="Published pipeline")).to_have_value(
+                f"Bankmarketing Train:1 ({older.id[:8]})", timeout=30_000
+            )
             expect(page.get_by_text("Status: Active")).to_be_visible(timeout=30_000)
 
             for label, status in (("Disable", "Disabled"), ("Enable", "Active"), ("Disable", "Disabled")):
