@@ -151,7 +151,7 @@ def test_numbers_that_are_not_finite_are_400(api, raw: bytes, message: str) -> N
     workspace, _, published, auth_header = api
     before = len(workspace.pipelines.list_runs())
 
-    response = requests.post(published.endpoint, headers=auth_header, data=raw, timeout=30)
+    response = requests.post(published.endpoint, headers=json_headers(auth_header), data=raw, timeout=30)
 
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
@@ -161,10 +161,27 @@ def test_numbers_that_are_not_finite_are_400(api, raw: bytes, message: str) -> N
 def test_malformed_json_is_400(api) -> None:
     _, _, published, auth_header = api
 
-    response = requests.post(published.endpoint, headers=auth_header, data=b"{not json", timeout=30)
+    response = requests.post(published.endpoint, headers=json_headers(auth_header), data=b"{not json", timeout=30)
 
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]
+
+
+def test_plain_text_body_is_415(api) -> None:
+    workspace, _, published, auth_header = api
+    before = len(workspace.pipelines.list_runs())
+    headers = {**auth_header, "Content-Type": "text/plain"}
+
+    response = requests.post(published.endpoint, headers=headers, data=b'{"ExperimentName": "plain"}', timeout=30)
+
+    assert response.status_code == 415, response.text
+    assert "'text/plain'" in response.json()["error"]
+    assert "application/json" in response.json()["error"]
+    assert len(workspace.pipelines.list_runs()) == before
+
+
+def json_headers(auth_header: dict) -> dict:
+    return {**auth_header, "Content-Type": "application/json; charset=utf-8"}
 
 
 def test_disabled_and_unknown_pipelines_are_404(api) -> None:

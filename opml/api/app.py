@@ -1,7 +1,8 @@
 """The FastAPI app of the opml API server: published pipeline endpoints, run status and the scheduler.
 
 The pipeline and run routes need ``Authorization: Bearer <token>`` with a
-token from ``opml api token create``; the health check and the OpenAPI
+token from ``opml api token create``, and a non-empty body must be sent as
+``application/json``; the health check and the OpenAPI
 documentation (``/docs``, ``/openapi.json``) do not. The scheduler is a task in the
 server's event loop that fires due schedules once a second. The server runs
 one worker, so each due schedule fires once.
@@ -140,6 +141,14 @@ def create_app() -> FastAPI:
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
             raise OpmlError(f"Request body of {len(raw):,} bytes is over the {MAX_BODY_BYTES:,}-byte limit.", status=413)
+        if raw.strip():
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != "application/json":
+                raise OpmlError(
+                    f"Unsupported content type {content_type!r}: send the body as application/json "
+                    "(requests.post(endpoint, json=...) or curl -H 'Content-Type: application/json').",
+                    status=415,
+                )
         body = _parse_body(raw)
         experiment = body.get("ExperimentName")
         if experiment is not None and not isinstance(experiment, str):
