@@ -285,7 +285,7 @@ def pipelines_runs(context: click.Context, pipeline: str | None, as_json: bool) 
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def pipelines_runs_show(run_id: str, as_json: bool) -> None:
-    """Show a run's steps with their status, duration and outputs."""
+    """Show a run's steps with their status, duration and a summary of their outputs. --json prints all outputs."""
     run = opml.connect().pipelines.get_run(run_id)
     if as_json:
         _print_json(_to_jsonable(run))
@@ -299,9 +299,8 @@ def pipelines_runs_show(run_id: str, as_json: bool) -> None:
         duration = "" if step.duration_s is None else f" {step.duration_s:.1f} s"
         reused = f" (from {step.reused_from})" if step.reused_from else ""
         click.echo(f"  {step.position + 1}. {step.name:<9} {step.status}{reused}{duration}")
-        summary = {key: value for key, value in step.outputs.items() if key != "metrics"}
-        if summary:
-            click.echo(f"     {json.dumps(summary)}")
+        if step.summary:
+            click.echo(f"     {step.summary}")
         if step.error:
             click.echo(f"     error: {step.error}")
 

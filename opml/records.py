@@ -256,6 +256,30 @@ class PipelineStep:
     def duration_s(self) -> float | None:
         return _duration_s(self.started_at, self.ended_at)
 
+    @property
+    def summary(self) -> str:
+        """Describe the step's outputs in one line, such as ``registered bm-model:3``, or return "" when it has none."""
+        outputs = self.outputs
+        if self.name == "dataset" and "dataset" in outputs:
+            splits = [outputs[key] for key in ("train_dataset", "test_dataset") if outputs.get(key)]
+            rows = f" ({outputs['rows']:,} rows)" if "rows" in outputs else ""
+            return outputs["dataset"] + rows + (f", split into {' and '.join(splits)}" if splits else "")
+        if self.name == "automl" and "algorithm" in outputs:
+            return (
+                f"{outputs['automl_run']}: best child run {outputs['best_iteration']} ({outputs['algorithm']}) "
+                f"of {outputs['child_runs']}, {outputs['primary_metric']} {outputs['validation_score']:.4f} on validation"
+            )
+        if self.name == "automl" and "automl_run" in outputs:
+            return outputs["automl_run"]
+        if self.name == "evaluate" and "score" in outputs:
+            return f"{outputs['primary_metric']} {outputs['score']:.4f} on {outputs['evaluated_on']}"
+        if self.name == "register" and "model" in outputs:
+            return f"registered {outputs['model']}"
+        if self.name == "deploy" and "action" in outputs:
+            served = f", scoring URI {outputs['scoring_uri']}" if outputs.get("scoring_uri") else ""
+            return f"{outputs['deployment']} {outputs['action']} ({outputs['reason']}){served}"
+        return ""
+
 
 @dataclass(frozen=True)
 class PipelineRun:

@@ -17,7 +17,7 @@ import streamlit as st
 import opml
 from opml import charts
 from opml.profiling import ColumnProfile
-from opml.records import ChildRun, DatasetVersion, Run
+from opml.records import ChildRun, DatasetVersion, PipelineStep, Run
 
 FLASH_KEY = "flash_message"
 
@@ -79,6 +79,35 @@ def show_flash() -> None:
     message = st.session_state.pop(FLASH_KEY, None)
     if message:
         st.success(message)
+
+
+def requested_in_url(parameter: str) -> str | None:
+    """Return the URL's query ``parameter`` when it differs from the value the page last showed, else None.
+
+    Pages call ``show_in_url`` after their selection box, so the URL names what is on screen and can be shared.
+    """
+    value = st.query_params.get(parameter)
+    if value is None or value == st.session_state.get(f"url_{parameter}"):
+        return None
+    st.session_state[f"url_{parameter}"] = value
+    return value
+
+
+def select_from_url(parameter: str, key: str, options: list[str], noun: str) -> None:
+    """Select the option that the URL's query ``parameter`` names in the box keyed ``key``."""
+    value = requested_in_url(parameter)
+    if value is None:
+        return
+    if value in options:
+        st.session_state[key] = value
+    else:
+        st.warning(f"{noun} {value!r} from the link was not found; choose one of the {len(options)} below.")
+
+
+def show_in_url(parameter: str, value: object) -> None:
+    """Put the selected value in the URL's query ``parameter``."""
+    st.query_params[parameter] = str(value)
+    st.session_state[f"url_{parameter}"] = str(value)
 
 
 def format_bytes(size: int) -> str:
@@ -267,3 +296,21 @@ def benchmark_comparison(results: list) -> pd.DataFrame:
             column[f"{percent}% within (ms)"] = f"{value:.1f}"
         rows[result.id] = column
     return pd.DataFrame(rows).reset_index(names="figure")
+
+
+def step_links(step: PipelineStep) -> list[tuple[str, str, dict[str, str]]]:
+    """Return ``(label, page, query parameters)`` for each object that a pipeline step produced or used."""
+    outputs = step.outputs
+    if step.name == "dataset":
+        return [
+            (f"Dataset {outputs[key]}", "pages/datasets.py", {"dataset": outputs[key]})
+            for key in ("dataset", "train_dataset", "test_dataset")
+            if outputs.get(key)
+        ]
+    if step.name == "automl" and "automl_run" in outputs:
+        return [(f"AutoML run {outputs['automl_run'][:8]}", "pages/automl_runs.py", {"run": outputs["automl_run"]})]
+    if step.name == "register" and "model" in outputs:
+        return [(f"Model {outputs['model']}", "pages/models.py", {"model": outputs["model"]})]
+    if step.name == "deploy" and outputs.get("action") in ("created", "updated", "unchanged"):
+        return [(f"Deployment {outputs['deployment']}", "pages/deployments.py", {"deployment": outputs["deployment"]})]
+    return []

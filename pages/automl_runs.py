@@ -94,9 +94,11 @@ def runs_table() -> None:
 runs_table()
 
 run_ids = [run.id for run in runs]
+ui.select_from_url("run", "selected_run", run_ids, "AutoML run")
 if st.session_state.get("selected_run") not in run_ids:
     st.session_state["selected_run"] = run_ids[0]
 run_id = st.selectbox("Run", run_ids, key="selected_run")
+ui.show_in_url("run", run_id)
 run = workspace.runs.get(run_id)
 
 @st.fragment(run_every="2s" if run.is_active else None)

@@ -103,6 +103,17 @@ st.dataframe(
 )
 
 names = [item.name for item in datasets]
+requested = ui.requested_in_url("dataset")
+if requested is not None:
+    requested_name, _, requested_version = requested.partition(":")
+    known = {item.name: item.versions for item in datasets}
+    if requested_name not in known:
+        st.warning(f"Dataset {requested!r} from the link was not found; choose one of the {len(names)} below.")
+    else:
+        st.session_state["dataset_name"] = requested_name
+        st.session_state["dataset_version"] = int(requested_version) if requested_version.isdigit() else None
+        if requested_version and st.session_state["dataset_version"] not in known[requested_name]:
+            st.warning(f"Dataset version {requested!r} from the link was not found; showing the latest version.")
 previous = st.session_state.get("dataset_name")
 if previous not in names:
     if previous is not None:
@@ -118,6 +129,7 @@ if st.session_state.get("dataset_version") not in versions:
     st.session_state["dataset_version"] = versions[-1]
 version_number = version_column.selectbox("Version", list(reversed(versions)), key="dataset_version")
 version = service.get(name, version_number)
+ui.show_in_url("dataset", version.ref)
 
 rows, columns, size, registered = st.columns(4)
 rows.metric("Rows", f"{version.rows:,}")

@@ -82,9 +82,11 @@ st.dataframe(
 )
 
 names = [item.name for item in deployments]
+ui.select_from_url("deployment", "selected_deployment", names, "Deployment")
 if st.session_state.get("selected_deployment") not in names:
     st.session_state["selected_deployment"] = names[0]
 selected = st.selectbox("Deployment", names, key="selected_deployment")
+ui.show_in_url("deployment", selected)
 deployment = next(item for item in deployments if item.name == selected)
 
 st.subheader(deployment.name)

@@ -32,9 +32,11 @@ st.dataframe(
 )
 
 refs = [model.ref for model in reversed(models)]
+ui.select_from_url("model", "selected_model", refs, "Model")
 if st.session_state.get("selected_model") not in refs:
     st.session_state["selected_model"] = refs[0]
 ref = st.selectbox("Model", refs, key="selected_model")
+ui.show_in_url("model", ref)
 model = next(item for item in models if item.ref == ref)
 
 st.subheader(model.ref)

@@ -326,13 +326,19 @@ def run_monitor(run) -> None:
                 {"Step": step.name, "Status": step.status,
                  "Duration (s)": "" if step.duration_s is None else f"{step.duration_s:.1f}",
                  "Reused from": step.reused_from or "",
-                 "Outputs": json.dumps({key: value for key, value in step.outputs.items() if key != "metrics"}),
+                 "Outputs": step.summary,
                  "Error": step.error or ""}
                 for step in run.steps
             ]
         ),
         hide_index=True,
     )
+    links = [link for step in run.steps for link in ui.step_links(step)]
+    if links:
+        for column, (label, target, query) in zip(st.columns(len(links)), links):
+            column.page_link(target, label=label, query_params=query)
+    with st.expander("Step outputs as JSON"):
+        st.json({step.name: step.outputs for step in run.steps}, expanded=1)
     if run.parameters:
         st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
     if run.is_active and st.button("Cancel run"):

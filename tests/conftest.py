@@ -18,6 +18,26 @@ import opml
 SAMPLE_SHA256 = "720ae6ebc7117640741907d2fe9823b1f19bbf50598f992fe1442489f7ac169f"
 
 
+@pytest.fixture(autouse=True)
+def app_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run AppTest's pages through app.py's navigation, as a browser session does after its first run.
+
+    AppTest sets up Streamlit's pages manager afresh for every run, and a new
+    manager turns on the pages-folder mode because ``pages/`` exists. Every run
+    would then start with the one-time rerun of ``ui.use_app_navigation``, which
+    drops the button clicks of that run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def navigation_only(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", navigation_only)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> opml.Workspace:
     """A fresh workspace, also set as OPML_HOME for code that opens its own."""

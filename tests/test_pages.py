@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60
 
 
-def open_page(path: str) -> AppTest:
-    app = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT_S)
+def open_page(path: str, query: dict[str, str] | None = None) -> AppTest:
+    """Run the page at ``path`` through app.py's navigation, as the dashboard does, with ``query`` in its URL."""
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    if path != "app.py":
+        app.switch_page(path)
+    app.query_params.update(query or {})
     app.run()
     assert not app.exception, app.exception
     return app
@@ -161,3 +165,30 @@ def test_datasets_page_notices_removed_dataset(workspace: opml.Workspace) -> Non
 
     assert "Dataset 'beta' is no longer registered; showing 'alpha'." in texts(app)
     assert app.selectbox(key="dataset_name").value == "alpha"
+
+
+def test_datasets_page_opens_version_from_url(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("alpha", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("beta", b"a,b\n1,2\n", filename="1.csv")
+    workspace.datasets.register_from_bytes("beta", b"a,b\n1,2\n3,4\n", filename="2.csv")
+
+    app = open_page("pages/datasets.py", {"dataset": "beta:1"})
+
+    assert app.selectbox(key="dataset_name").value == "beta"
+    assert app.selectbox(key="dataset_version").value == 1
+    assert metric_values(app)["Rows"] == "1"
+    app.selectbox(key="dataset_version").select(2).run()
+    assert app.selectbox(key="dataset_version").value == 2
+    assert app.query_params["dataset"] == "beta:2"
+
+
+def test_datasets_page_warns_of_unknown_link(workspace: opml.Workspace) -> None:
+    workspace.datasets.register_from_bytes("alpha", b"a,b\n1,2\n", filename="1.csv")
+
+    missing_name = open_page("pages/datasets.py", {"dataset": "gone:1"})
+    missing_version = open_page("pages/datasets.py", {"dataset": "alpha:7"})
+
+    assert "Dataset 'gone:1' from the link was not found" in missing_name.warning[0].value
+    assert missing_name.selectbox(key="dataset_name").value == "alpha"
+    assert "Dataset version 'alpha:7' from the link was not found" in missing_version.warning[0].value
+    assert missing_version.selectbox(key="dataset_version").value == 1

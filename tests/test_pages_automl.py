@@ -87,3 +87,20 @@ def test_models_page_empty(workspace: opml.Workspace) -> None:
     app = open_page("pages/models.py")
 
     assert "No models yet" in texts(app)
+
+
+def test_runs_and_models_pages_open_links(trained_workspace, monkeypatch) -> None:
+    workspace, run = trained_workspace
+    monkeypatch.setenv("OPML_HOME", str(workspace.home))
+    if not workspace.models.list("link-model"):
+        workspace.models.register(run.id, "link-model")
+        workspace.models.register(run.id, "link-newer")
+
+    runs_page = open_page("pages/automl_runs.py", {"run": run.id})
+    models_page = open_page("pages/models.py", {"model": "link-model:1"})
+
+    assert runs_page.selectbox(key="selected_run").value == run.id
+    assert models_page.selectbox(key="selected_model").value == "link-model:1"
+    assert models_page.subheader[0].value == "link-model:1"
+    models_page.selectbox(key="selected_model").select("link-newer:1").run()
+    assert models_page.query_params["model"] == "link-newer:1"

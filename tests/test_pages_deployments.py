@@ -33,6 +33,9 @@ def test_page_deploys_and_operates(trained_workspace, monkeypatch) -> None:
         assert "Deployed page-deploy:1 as page-service." in texts(app)
         app.selectbox(key="selected_deployment").select("page-service").run()
         assert metric_values(app)["State"] == "Healthy"
+        assert app.query_params["deployment"] == "page-service"
+        linked = open_page("pages/deployments.py", {"deployment": "no-such-service"})
+        assert any("Deployment 'no-such-service' from the link was not found" in item.value for item in linked.warning)
         deployment = workspace.deployments.get("page-service")
         assert deployment.primary_key not in "\n".join(block.value for block in app.code)
 

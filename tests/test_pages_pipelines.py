@@ -66,6 +66,16 @@ def test_page_submits_run_to_completion(workspace: opml.Workspace, sample_csv: P
     assert f"Run {run.id}: Completed" in [header.value for header in app.subheader]
     assert 'fillcolor="#a5d6a7"' in app.get("graphviz_chart")[0].proto.spec
 
+    finished = workspace.pipelines.get_run(run.id)
+    model = finished.steps[3].outputs["model"]
+    summaries = steps_table.value["Outputs"].tolist()
+    assert summaries[3] == f"registered {model}"
+    assert "AUC_weighted" in summaries[2]
+    links = {link.proto.label: (link.proto.page, link.proto.query_string) for link in app.get("page_link")}
+    automl_run = finished.steps[1].outputs["automl_run"]
+    assert links[f"AutoML run {automl_run[:8]}"] == ("automl_runs", f"run={automl_run}")
+    assert links[f"Model {model}"] == ("models", f"model={model.replace(':', '%3A')}")
+
 
 def test_publish_starts_the_api_server_and_shows_snippets(workspace: opml.Workspace, sample_csv: Path) -> None:
     register_small(workspace, sample_csv)

@@ -223,6 +223,20 @@ def test_run_links_every_step_output(pipeline_runs) -> None:
     assert deploy["scoring_uri"] == deployment.scoring_uri
 
 
+def test_step_summaries_name_the_outputs(pipeline_runs) -> None:
+    _, run, _ = pipeline_runs
+    steps = {step.name: step for step in run.steps}
+    automl = steps["automl"].outputs
+    evaluation = steps["evaluate"].outputs
+
+    assert steps["dataset"].summary == "bm-small:1 (600 rows), split into bm-small-train:1 and bm-small-test:1"
+    assert steps["automl"].summary.startswith(f"{automl['automl_run']}: best child run {automl['best_iteration']} (")
+    assert steps["evaluate"].summary == f"AUC_weighted {evaluation['score']:.4f} on bm-small-test:1"
+    assert steps["register"].summary == f"registered {steps['register'].outputs['model']}"
+    assert steps["deploy"].summary.startswith("bm-pipeline created (")
+    assert steps["deploy"].summary.endswith(f"scoring URI {steps['deploy'].outputs['scoring_uri']}")
+
+
 def test_run_writes_a_log_per_step(pipeline_runs) -> None:
     workspace, run, _ = pipeline_runs
 

@@ -46,7 +46,7 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
     assert run["parameters"] == {"model_name": "cli-override"}
     assert "register Completed" in triggered.stderr
     assert run["id"] in check(run_opml(home, "pipelines", "runs"))
-    assert '"model": "cli-override:1"' in check(run_opml(home, "pipelines", "runs", "show", run["id"]))
+    assert "registered cli-override:1" in check(run_opml(home, "pipelines", "runs", "show", run["id"]))
 
     secret = check(run_opml(home, "api", "token", "create", "ci")).strip()
     try:
