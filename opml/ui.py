@@ -110,6 +110,24 @@ def show_in_url(parameter: str, value: object) -> None:
     st.session_state[f"url_{parameter}"] = str(value)
 
 
+def act(action, success: str) -> None:
+    """Run one operation; flash ``success`` and rerun, or show its error in place.
+
+    A result with ``state`` Failed, such as a deployment whose service did not start, counts as an error.
+    """
+    try:
+        with st.spinner("Working…"):
+            result = action()
+    except opml.OpmlError as error:
+        st.error(error.message)
+        return
+    if getattr(result, "state", None) == "Failed":
+        st.error(f"{result.name} failed: {result.error}")
+        return
+    flash(success)
+    st.rerun()
+
+
 def format_bytes(size: int) -> str:
     """Format a byte count with a decimal unit: 980 B, 12.3 kB, 3.9 MB, 1.2 GB."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from opml import OpmlError, charts, insights, ui
+from opml import charts, insights, ui
 from opml.deployments import default_deployment_name
 
 workspace = ui.page("Deployments")
@@ -11,21 +11,6 @@ workspace = ui.page("Deployments")
 service = workspace.deployments
 models = workspace.models.list()
 deployments = service.list()
-
-
-def act(action, success: str) -> None:
-    """Run one operation; flash its result and rerun, or show its error in place."""
-    try:
-        with st.spinner("Working…"):
-            result = action()
-    except OpmlError as error:
-        st.error(error.message)
-        return
-    if result is not None and getattr(result, "state", "Healthy") == "Failed":
-        st.error(f"{result.name} failed: {result.error}")
-        return
-    ui.flash(success)
-    st.rerun()
 
 
 with st.expander("Deploy a model", expanded=not deployments):
@@ -48,7 +33,7 @@ with st.expander("Deploy a model", expanded=not deployments):
             submitted = st.form_submit_button("Deploy", type="primary")
         if submitted:
             model_name, model_version = model_ref.rsplit(":", 1)
-            act(
+            ui.act(
                 lambda: service.deploy(
                     model_name,
                     name,
@@ -115,7 +100,7 @@ with keys:
         st.markdown(f"**{which.capitalize()} key**")
         st.code(key if reveal else ui.mask(key), language="text")
         if st.button(f"Regenerate {which} key", key=f"regenerate_{which}"):
-            act(lambda which=which: service.regenerate_key(deployment.name, which), f"Regenerated the {which} key.")
+            ui.act(lambda which=which: service.regenerate_key(deployment.name, which), f"Regenerated the {which} key.")
 
 with overview:
     enabled = st.toggle("Insights (per-request telemetry)", value=deployment.insights_enabled, key=f"insights_{deployment.name}")
@@ -123,7 +108,7 @@ with overview:
         "Record input and output samples", value=deployment.insights_samples, key=f"samples_{deployment.name}"
     )
     if enabled != deployment.insights_enabled or (enabled and samples != deployment.insights_samples):
-        act(
+        ui.act(
             lambda: service.set_insights(deployment.name, enabled, samples=samples),
             f"Insights {'on' if enabled else 'off'} for {deployment.name}.",
         )
@@ -147,17 +132,17 @@ with monitoring:
 with operations:
     stop_column, start_column, restart_column = st.columns(3)
     if stop_column.button("Stop", key="stop", disabled=deployment.state == "Stopped"):
-        act(lambda: service.stop(deployment.name), f"Stopped {deployment.name}.")
+        ui.act(lambda: service.stop(deployment.name), f"Stopped {deployment.name}.")
     if start_column.button("Start", key="start", disabled=deployment.state in ("Healthy", "Transitioning")):
-        act(lambda: service.start(deployment.name), f"Started {deployment.name}.")
+        ui.act(lambda: service.start(deployment.name), f"Started {deployment.name}.")
     if restart_column.button("Restart", key="restart"):
-        act(lambda: service.restart(deployment.name), f"Restarted {deployment.name}.")
+        ui.act(lambda: service.restart(deployment.name), f"Restarted {deployment.name}.")
 
     versions = [model.ref for model in reversed(models)]
     target = st.selectbox("Serve another model version", versions, key="update_model")
     if st.button("Update", key="update", disabled=target == deployment.model_ref):
         target_name, target_version = target.rsplit(":", 1)
-        act(
+        ui.act(
             lambda: service.update(deployment.name, model_version=int(target_version), model_name=target_name),
             f"{deployment.name} now serves {target}.",
         )
@@ -166,7 +151,7 @@ with operations:
     confirmation = st.text_input(f"Type {deployment.name} to confirm", key="delete_deployment_confirmation")
     if st.button(f"Delete {deployment.name}", key="delete_deployment", disabled=confirmation != deployment.name):
         st.session_state.pop("delete_deployment_confirmation", None)
-        act(lambda: service.delete(deployment.name), f"Deleted {deployment.name}.")
+        ui.act(lambda: service.delete(deployment.name), f"Deleted {deployment.name}.")
 
 with logs:
     st.code(service.logs(deployment.name, tail=200) or "(empty)", language="text")

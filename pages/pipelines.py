@@ -15,18 +15,6 @@ workspace = ui.page("Pipelines")
 service = workspace.pipelines
 
 
-def act(action, success: str) -> None:
-    """Run one operation; flash its result and rerun, or show its error in place."""
-    try:
-        with st.spinner("Working…"):
-            action()
-    except OpmlError as error:
-        st.error(error.message)
-        return
-    ui.flash(success)
-    st.rerun()
-
-
 def submit(start) -> None:
     """Start a run with ``start()``; select it on the Runs tab, or show the error in place."""
     try:
@@ -53,11 +41,11 @@ server_column, button_column = st.columns([4, 1])
 if server.state == "Running":
     server_column.caption(f"API server running at {server.base_uri} (pid {server.pid}); it serves published endpoints and fires schedules.")
     if button_column.button("Stop API server"):
-        act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused until it starts again.")
+        ui.act(workspace.api.stop, "Stopped the API server; endpoints and schedules are paused until it starts again.")
 else:
     server_column.caption(f"API server {server.state}. {server.error or ''}")
     if button_column.button("Start API server"):
-        act(workspace.api.ensure_running, "Started the API server.")
+        ui.act(workspace.api.ensure_running, "Started the API server.")
 
 pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs", "Schedules", "Tokens"])
 
@@ -244,7 +232,7 @@ with pipelines_tab:
                 workspace.api.ensure_running()
                 service.publish(pipeline.name, pipeline.version)
 
-            act(publish, f"Published {pipeline.ref}.")
+            ui.act(publish, f"Published {pipeline.ref}.")
         download_column.download_button(
             "Download YAML", definition.to_yaml(pipeline.description), file_name=f"{pipeline.name.replace(' ', '_')}-{pipeline.version}.yaml"
         )
@@ -288,9 +276,9 @@ with pipelines_tab:
         toggle_column, run_column = st.columns(2)
         if chosen.status == "Active":
             if toggle_column.button("Disable"):
-                act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.")
+                ui.act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.")
         elif toggle_column.button("Enable"):
-            act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
+            ui.act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
         if run_column.button("Submit run of the published pipeline", disabled=chosen.status != "Active"):
             submit(lambda: service.submit_published(chosen.id, trigger="dashboard"))
 
@@ -342,7 +330,7 @@ def run_monitor(run) -> None:
     if run.parameters:
         st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
     if run.is_active and st.button("Cancel run"):
-        act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
+        ui.act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
     log_step = st.selectbox("Log", ["run", "dataset", "automl", "evaluate", "register", "deploy"], key="pipeline_log_step")
     st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log")
 
@@ -411,7 +399,7 @@ with schedules_tab:
                     service.create_schedule(schedule_name.strip(), labels[target], every=every, cron=cron, parameters=parameters)
                     workspace.api.ensure_running()
 
-                act(create, f"Created schedule {schedule_name}.")
+                ui.act(create, f"Created schedule {schedule_name}.")
 
     schedules = service.list_schedules()
     if not schedules:
@@ -433,11 +421,11 @@ with schedules_tab:
         chosen_schedule = st.selectbox("Schedule", names, key=f"selected_schedule_{'|'.join(names)}")
         pause_column, resume_column, delete_column = st.columns(3)
         if pause_column.button("Pause"):
-            act(lambda: service.pause_schedule(chosen_schedule), f"Paused {chosen_schedule}.")
+            ui.act(lambda: service.pause_schedule(chosen_schedule), f"Paused {chosen_schedule}.")
         if resume_column.button("Resume"):
-            act(lambda: service.resume_schedule(chosen_schedule), f"Resumed {chosen_schedule}.")
+            ui.act(lambda: service.resume_schedule(chosen_schedule), f"Resumed {chosen_schedule}.")
         if delete_column.button("Delete schedule"):
-            act(lambda: service.delete_schedule(chosen_schedule), f"Deleted {chosen_schedule}.")
+            ui.act(lambda: service.delete_schedule(chosen_schedule), f"Deleted {chosen_schedule}.")
 
 
 with tokens_tab:
@@ -471,4 +459,4 @@ with tokens_tab:
         if active:
             revoke_label = st.selectbox("Token", list(active), key=f"revoke_token_{'|'.join(active.values())}")
             if st.button("Revoke token"):
-                act(lambda: service.revoke_token(active[revoke_label]), f"Revoked token {revoke_label}.")
+                ui.act(lambda: service.revoke_token(active[revoke_label]), f"Revoked token {revoke_label}.")
