@@ -128,10 +128,12 @@ def pipelines_list(published: bool, as_json: bool) -> None:
             return
         if not items:
             click.echo("Nothing is published yet; publish a pipeline with: opml pipelines publish NAME")
-        click.echo(f"{'ID':<32}  {'STATUS':<8}  {'PIPELINE':<30}  ENDPOINT")
+            return
+        click.echo(f"{'ID':<32}  {'STATUS':<8}  {'DEFAULT':<7}  {'PIPELINE':<30}  ENDPOINT")
         for item in items:
             reference = f"{item.name}:{item.pipeline_version}"
-            click.echo(f"{item.id}  {item.status:<8}  {reference:<30}  {item.endpoint or '(API server not started)'}")
+            default = "yes" if item.is_default else ""
+            click.echo(f"{item.id}  {item.status:<8}  {default:<7}  {reference:<30}  {item.endpoint or '(API server not started)'}")
         return
     items = workspace.pipelines.list()
     if as_json:
@@ -197,7 +199,7 @@ def pipelines_publish(ref: str, description: str, as_json: bool) -> None:
         return
     click.echo(f"Published {published.name}:{published.pipeline_version} as {published.id}")
     click.echo(f"Endpoint: {published.endpoint}")
-    click.echo(f"By name (newest Active version): {workspace.api.name_endpoint(published.name)}")
+    click.echo(f"By name (the default publication, else the newest Active one): {workspace.api.name_endpoint(published.name)}")
     experiment = workspace.pipelines.definition(published.name, published.pipeline_version).experiment
     click.echo(f"Trigger it with a token from 'opml api token create NAME' in ${TOKEN_VARIABLE}:")
     click.echo(f"  {curl_snippet(published.endpoint, experiment)}")
@@ -217,6 +219,23 @@ def pipelines_enable(published: str) -> None:
     """Enable a disabled published pipeline (by id or name)."""
     item = opml.connect().pipelines.enable(published)
     click.echo(f"{item.id} ({item.name}:{item.pipeline_version}) is {item.status}")
+
+
+@pipelines.command("set-default")
+@click.argument("published_id")
+def pipelines_set_default(published_id: str) -> None:
+    """Make the by-name endpoint run this Active publication, also after newer versions are published."""
+    workspace = opml.connect()
+    item = workspace.pipelines.set_default(published_id)
+    click.echo(f"{workspace.api.name_endpoint(item.name) or 'The by-name endpoint'} runs {item.id} ({item.name}:{item.pipeline_version})")
+
+
+@pipelines.command("clear-default")
+@click.argument("name")
+def pipelines_clear_default(name: str) -> None:
+    """Let the by-name endpoint of NAME run its newest Active publication again."""
+    opml.connect().pipelines.clear_default(name)
+    click.echo(f"The by-name endpoint of {name} runs its newest Active publication")
 
 
 @pipelines.command("trigger")

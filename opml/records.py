@@ -235,6 +235,8 @@ class PublishedPipeline:
     created_at: datetime
     endpoint: str | None
     """None until the API server has a port."""
+    is_default: bool = False
+    """Whether the by-name endpoint of ``name`` runs this publication, whatever is published later."""
 
 
 @dataclass(frozen=True)

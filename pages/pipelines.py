@@ -246,7 +246,8 @@ with pipelines_tab:
             pd.DataFrame(
                 [
                     {"Id": item.id, "Name": item.name, "Version": item.pipeline_version, "Status": item.status,
-                     "Endpoint": item.endpoint, "Published": item.created_at.strftime("%Y-%m-%d %H:%M")}
+                     "Default": "yes" if item.is_default else "", "Endpoint": item.endpoint,
+                     "Published": item.created_at.strftime("%Y-%m-%d %H:%M")}
                     for item in published_items
                 ]
             ),
@@ -266,19 +267,34 @@ with pipelines_tab:
         experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
         if chosen.endpoint:
             st.markdown(f"REST endpoint: `{chosen.endpoint}`")
-            st.caption(
-                f"`{workspace.api.name_endpoint(chosen.name)}` runs the newest Active publication of "
-                f"{chosen.name}, so clients keep working when a new version is published."
-            )
+            default = next((item for item in published_items if item.name == chosen.name and item.is_default), None)
+            if default is None:
+                st.caption(
+                    f"`{workspace.api.name_endpoint(chosen.name)}` runs the newest Active publication of "
+                    f"{chosen.name}, so clients keep working when a new version is published."
+                )
+            else:
+                st.caption(
+                    f"`{workspace.api.name_endpoint(chosen.name)}` runs the default publication of {chosen.name}, "
+                    f"{default.name}:{default.pipeline_version} ({default.id[:8]}), until another one is made the default."
+                )
             st.caption(f"Create a token on the Tokens tab and put it in the environment variable {TOKEN_VARIABLE}.")
             st.code(python_snippet(chosen.endpoint, experiment), language="python")
             st.code(curl_snippet(chosen.endpoint, experiment), language="bash")
-        toggle_column, run_column = st.columns(2)
+        toggle_column, default_column, run_column = st.columns(3)
         if chosen.status == "Active":
             if toggle_column.button("Disable"):
                 ui.act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.")
         elif toggle_column.button("Enable"):
             ui.act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
+        if chosen.is_default:
+            if default_column.button("Follow the newest version", help="The by-name endpoint runs the newest Active publication."):
+                ui.act(lambda: service.clear_default(chosen.name), f"The endpoint of {chosen.name} follows its newest Active publication.")
+        elif default_column.button(
+            "Make default", disabled=chosen.status != "Active",
+            help="The by-name endpoint runs this publication, also after newer versions are published.",
+        ):
+            ui.act(lambda: service.set_default(chosen.id), f"The endpoint of {chosen.name} runs {chosen.id}.")
         if run_column.button("Submit run of the published pipeline", disabled=chosen.status != "Active"):
             submit(lambda: service.submit_published(chosen.id, trigger="dashboard"))
 

@@ -197,3 +197,26 @@ def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Work
         assert workspace.pipelines.published(newer.id).status == "Active"
     finally:
         workspace.api.stop()
+
+
+def test_make_default_pins_the_name_endpoint(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    older = workspace.pipelines.publish(PIPELINE)
+    newer = workspace.pipelines.publish(PIPELINE)
+    app = open_page("pages/pipelines.py")
+    try:
+        app.selectbox(key="selected_published").set_value(older.id).run()
+        button(app, "Make default").click().run()
+
+        assert not app.exception, app.exception
+        assert workspace.pipelines.endpoint_target(PIPELINE).id == older.id
+        assert f"runs the default publication of {PIPELINE}" in texts(app)
+        published_table = app.dataframe[-1].value.set_index("Id")
+        assert published_table.loc[older.id, "Default"] == "yes"
+        assert published_table.loc[newer.id, "Default"] == ""
+
+        button(app, "Follow the newest version").click().run()
+        assert workspace.pipelines.endpoint_target(PIPELINE).id == newer.id
+    finally:
+        workspace.api.stop()

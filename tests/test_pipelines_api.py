@@ -271,6 +271,33 @@ def test_name_endpoint_follows_the_newest_active_version(api) -> None:
         workspace.pipelines.cancel(response.json()["Id"])
 
 
+def test_name_endpoint_runs_the_default_publication(api) -> None:
+    workspace, _, first, auth_header = api
+    newer = workspace.pipelines.publish(PIPELINE)
+    endpoint = workspace.api.name_endpoint(PIPELINE)
+    body = {"ParameterAssignments": {"deployment_name": None}}
+
+    assert workspace.pipelines.set_default(first.id).is_default
+    pinned = requests.post(endpoint, headers=auth_header, json=body, timeout=30)
+    workspace.pipelines.disable(first.id)
+    disabled_default = requests.post(endpoint, headers=auth_header, json=body, timeout=30)
+    with pytest.raises(opml.OpmlError, match=f"Published pipeline {first.id} is Disabled; enable it first"):
+        workspace.pipelines.set_default(first.id)
+    workspace.pipelines.enable(first.id)
+    workspace.pipelines.clear_default(PIPELINE)
+    following = requests.post(endpoint, headers=auth_header, json=body, timeout=30)
+
+    assert pinned.status_code == 200, pinned.text
+    assert pinned.json()["PublishedPipelineId"] == first.id
+    assert disabled_default.status_code == 404
+    assert f"The default publication {first.id} of 'Bankmarketing Train' is Disabled" in disabled_default.json()["error"]
+    assert following.status_code == 200, following.text
+    assert following.json()["PublishedPipelineId"] == newer.id
+    assert not workspace.pipelines.published(first.id).is_default
+    for response in (pinned, following):
+        workspace.pipelines.cancel(response.json()["Id"])
+
+
 def test_cancel_over_rest(api) -> None:
     workspace, server, published, auth_header = api
     started = requests.post(

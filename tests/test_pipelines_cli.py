@@ -69,6 +69,15 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
         assert "is Paused" in check(run_opml(home, "pipelines", "schedule", "pause", "nightly"))
         assert check(run_opml(home, "pipelines", "schedule", "delete", "nightly", "--yes")).strip() == "Deleted schedule nightly"
 
+        pinned = check(run_opml(home, "pipelines", "set-default", published["id"]))
+        assert pinned.strip().endswith(f"runs {published['id']} ({PIPELINE}:1)")
+        assert " yes " in check(run_opml(home, "pipelines", "list", "--published"))
+        check(run_opml(home, "pipelines", "clear-default", PIPELINE))
+        assert " yes " not in check(run_opml(home, "pipelines", "list", "--published"))
+        unknown = run_opml(home, "pipelines", "set-default", "no-such-id")
+        assert unknown.returncode == 1
+        assert "Published pipeline 'no-such-id' not found" in unknown.stderr
+
         check(run_opml(home, "pipelines", "disable", published["id"]))
         disabled = requests.post(published["endpoint"], headers={"Authorization": f"Bearer {secret}"}, json={}, timeout=30)
         assert disabled.status_code == 404

@@ -171,9 +171,9 @@ def create_app() -> FastAPI:
 
     @app.post("/pipelines/by-name/{name}")
     async def submit_by_name(name: str, request: Request) -> JSONResponse:
-        """Start a run of the newest Active publication of a pipeline name; the URL survives republishing."""
+        """Start a run of the default publication of a pipeline name, or of its newest Active one when none is set."""
         await asyncio.to_thread(authenticate, request)
-        published = await asyncio.to_thread(pipelines.newest_active, name)
+        published = await asyncio.to_thread(pipelines.endpoint_target, name)
         return await start_run(published.id, request)
 
     @app.get("/pipelines/{published_id}")

@@ -77,7 +77,7 @@ class ApiServerService:
         return None if base is None else f"{base}/pipelines/{published_id}"
 
     def name_endpoint(self, pipeline_name: str) -> str | None:
-        """Return the endpoint that always runs the newest Active publication of ``pipeline_name``."""
+        """Return the endpoint that runs the default publication of ``pipeline_name``, or else its newest Active one."""
         base = self.base_uri()
         return None if base is None else f"{base}/pipelines/by-name/{quote(pipeline_name, safe='')}"
 

@@ -214,14 +214,46 @@ class PipelineService:
             )
         return to_published(row, self.api.endpoint(row["id"]))
 
-    def newest_active(self, name: str) -> PublishedPipeline:
-        """Return the newest Active publication of a pipeline name, the target of its by-name endpoint."""
-        rows = [item for item in self.repository.list_published() if item["name"] == name and item["status"] == "Active"]
-        if not rows:
+    def endpoint_target(self, name: str) -> PublishedPipeline:
+        """Return the publication that the by-name endpoint of ``name`` runs.
+
+        That is the default publication when one is set, and otherwise the newest Active one.
+        """
+        rows = [item for item in self.repository.list_published() if item["name"] == name]
+        default = next((item for item in rows if item["is_default"]), None)
+        if default is not None and default["status"] != "Active":
+            raise NotFoundError(
+                f"The default publication {default['id']} of {name!r} is {default['status']}; enable it with: "
+                f"opml pipelines enable {default['id']}, or clear the default with: opml pipelines clear-default {name!r}"
+            )
+        if default is None:
+            default = next((item for item in rows if item["status"] == "Active"), None)
+        if default is None:
             raise NotFoundError(
                 f"No Active published pipeline is named {name!r}; publish it with: opml pipelines publish {name!r}"
             )
-        return to_published(rows[0], self.api.endpoint(rows[0]["id"]))
+        return to_published(default, self.api.endpoint(default["id"]))
+
+    def set_default(self, published_id: str) -> PublishedPipeline:
+        """Make an Active publication the one its name's endpoint runs, also after newer versions are published."""
+        row = self.repository.get_published(published_id)
+        if row is None:
+            raise NotFoundError(
+                f"Published pipeline {published_id!r} not found; give an id from: opml pipelines list --published"
+            )
+        if row["status"] != "Active":
+            raise OpmlError(
+                f"Published pipeline {published_id} is {row['status']}; enable it first with: opml pipelines enable {published_id}"
+            )
+        self.repository.set_default_published(row["name"], published_id)
+        log.info("The endpoint of %s now runs %s", row["name"], published_id)
+        return self.published(published_id)
+
+    def clear_default(self, name: str) -> None:
+        """Let the by-name endpoint of ``name`` run its newest Active publication again."""
+        if not any(item["name"] == name for item in self.repository.list_published()):
+            raise NotFoundError(f"No published pipeline is named {name!r}; list them with: opml pipelines list --published")
+        self.repository.set_default_published(name, None)
 
     def list_published(self) -> list[PublishedPipeline]:
         base = self.api.base_uri()

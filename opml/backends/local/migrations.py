@@ -301,4 +301,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=6,
+        description="the default publication that a pipeline name's endpoint runs",
+        statements=(
+            """
+            CREATE TABLE pipeline_endpoints (
+                name TEXT PRIMARY KEY,
+                default_published_id TEXT NOT NULL REFERENCES published_pipelines (id),
+                updated_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )

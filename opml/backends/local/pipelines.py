@@ -88,11 +88,26 @@ class LocalPipelineRepository:
 
     def get_published(self, published_id: str) -> sqlite3.Row | None:
         with self._store.read() as connection:
-            return connection.execute("SELECT * FROM published_pipelines WHERE id = ?", (published_id,)).fetchone()
+            return connection.execute(f"{PUBLISHED_QUERY} WHERE published.id = ?", (published_id,)).fetchone()
 
     def list_published(self) -> list[sqlite3.Row]:
         with self._store.read() as connection:
-            return connection.execute("SELECT * FROM published_pipelines ORDER BY created_at DESC").fetchall()
+            return connection.execute(f"{PUBLISHED_QUERY} ORDER BY published.created_at DESC").fetchall()
+
+    def set_default_published(self, name: str, published_id: str | None) -> None:
+        """Make ``published_id`` the publication that the by-name endpoint of ``name`` runs, or clear the default when it is None."""
+        with self._store.write() as connection:
+            if published_id is None:
+                connection.execute("DELETE FROM pipeline_endpoints WHERE name = ?", (name,))
+                record_activity(connection, "pipeline", f"The endpoint of {name} runs its newest Active publication")
+                return
+            connection.execute(
+                "INSERT INTO pipeline_endpoints (name, default_published_id, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET default_published_id = excluded.default_published_id,"
+                " updated_at = excluded.updated_at",
+                (name, published_id, utc_now()),
+            )
+            record_activity(connection, "pipeline", f"The endpoint of {name} runs published pipeline {published_id}")
 
     def set_published_status(self, published_id: str, status: str) -> None:
         with self._store.write() as connection:
@@ -353,6 +368,12 @@ def _to_pipeline(row: sqlite3.Row) -> Pipeline:
     )
 
 
+PUBLISHED_QUERY = (
+    "SELECT published.*, endpoints.name IS NOT NULL AS is_default FROM published_pipelines AS published"
+    " LEFT JOIN pipeline_endpoints AS endpoints ON endpoints.default_published_id = published.id"
+)
+
+
 def to_published(row: sqlite3.Row, endpoint: str | None) -> PublishedPipeline:
     return PublishedPipeline(
         id=row["id"],
@@ -362,6 +383,7 @@ def to_published(row: sqlite3.Row, endpoint: str | None) -> PublishedPipeline:
         status=row["status"],
         created_at=datetime.fromisoformat(row["created_at"]),
         endpoint=endpoint,
+        is_default=bool(row["is_default"]),
     )
 
 
