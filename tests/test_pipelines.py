@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -310,6 +311,23 @@ def test_cancel_stops_the_automl_step(pipeline_runs) -> None:
     assert workspace.runs.wait(automl.outputs["automl_run"], timeout_s=30).status == "Canceled"
     with pytest.raises(OpmlError, match="already Canceled"):
         workspace.pipelines.cancel(run.id)
+
+
+def test_cancel_before_deploy_keeps_deployments(pipeline_runs) -> None:
+    from opml.pipelines.steps import StepCanceled, StepContext, deploy_step
+
+    workspace, run, _ = pipeline_runs
+    definition = dataclasses.replace(
+        PipelineDefinition.from_dict(run.definition), deployment_name="never-deployed", deploy_condition="always"
+    )
+    context = StepContext(
+        workspace=workspace, run_id=run.id, definition=definition, outputs={step.name: step.outputs for step in run.steps}
+    )
+    workspace.pipelines.repository.request_cancel(run.id)
+
+    with pytest.raises(StepCanceled):
+        deploy_step(context)
+    assert "never-deployed" not in [deployment.name for deployment in workspace.deployments.list()]
 
 
 def test_killed_runner_fails_the_run(pipeline_runs) -> None:

@@ -3,7 +3,9 @@
 It executes the steps in order, each with its own log file, and records
 every step's status and outputs. A failed step fails the run with its
 reason, and the steps after it are Skipped. A cancel request takes effect
-between steps and while the AutoML step waits for its run.
+between steps, while the AutoML step waits for its run, and in the deploy
+step until it starts to change the deployment. A later request cannot undo
+the deployment, so the run completes and its log says so.
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ def execute(home: str, run_id: str) -> int:
                 return 1
         context.outputs[step.name] = outputs
 
+    if context.canceled:
+        log.warning(
+            "Pipeline run %s completed: the cancel request came after the deploy step had started to change the deployment",
+            run_id,
+        )
     repository.finish_run(run_id, "Completed")
     log.info("Pipeline run %s completed", run_id)
     return 0

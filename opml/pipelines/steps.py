@@ -30,7 +30,7 @@ POLL_S = 1.0
 
 
 class StepCanceled(Exception):
-    """The run was canceled while the step was waiting."""
+    """The run was canceled while the step was waiting, or before it changed a deployment."""
 
 
 class StepSkipped(Exception):
@@ -257,6 +257,9 @@ def deploy_step(context: StepContext) -> dict:
         log.info("Not deploying %s: %s", model_ref, reason)
         return {**outputs, "action": "not deployed", "serving": existing.model_ref if existing else None}
 
+    if context.canceled:
+        # The last point at which a cancel leaves the deployment as it was.
+        raise StepCanceled()
     if existing is None:
         deployment = workspace.deployments.deploy(model_name, name, model_version=model_version)
         action = "created"
