@@ -93,11 +93,17 @@ def requested_in_url(parameter: str) -> str | None:
     return value
 
 
-def select_from_url(parameter: str, key: str, options: list[str], noun: str) -> None:
-    """Select the option that the URL's query ``parameter`` names in the box keyed ``key``."""
+def select_from_url(
+    parameter: str, key: str, options: list[str], noun: str, aliases: dict[str, str] | None = None
+) -> None:
+    """Select the option that the URL's query ``parameter`` names in the box keyed ``key``.
+
+    ``aliases`` maps other accepted values to options, such as a model name to its latest version.
+    """
     value = requested_in_url(parameter)
     if value is None:
         return
+    value = (aliases or {}).get(value, value)
     if value in options:
         st.session_state[key] = value
     else:
@@ -320,13 +326,14 @@ def step_links(step: PipelineStep) -> list[tuple[str, str, dict[str, str]]]:
     """Return ``(label, page, query parameters)`` for each object that a pipeline step produced or used."""
     outputs = step.outputs
     if step.name == "dataset":
+        kinds = {"dataset": "Dataset", "train_dataset": "Training split", "test_dataset": "Test split"}
         return [
-            (f"Dataset {outputs[key]}", "pages/datasets.py", {"dataset": outputs[key]})
-            for key in ("dataset", "train_dataset", "test_dataset")
+            (f"{kind} {outputs[key]}", "pages/datasets.py", {"dataset": outputs[key]})
+            for key, kind in kinds.items()
             if outputs.get(key)
         ]
     if step.name == "automl" and "automl_run" in outputs:
-        return [(f"AutoML run {outputs['automl_run'][:8]}", "pages/automl_runs.py", {"run": outputs["automl_run"]})]
+        return [(f"AutoML run {outputs['automl_run']}", "pages/automl_runs.py", {"run": outputs["automl_run"]})]
     if step.name == "register" and "model" in outputs:
         return [(f"Model {outputs['model']}", "pages/models.py", {"model": outputs["model"]})]
     if step.name == "deploy" and outputs.get("action") in ("created", "updated", "unchanged"):

@@ -32,7 +32,8 @@ st.dataframe(
 )
 
 refs = [model.ref for model in reversed(models)]
-ui.select_from_url("model", "selected_model", refs, "Model")
+latest_refs = {model.name: model.ref for model in models}  # models come ordered by version, so the latest one wins
+ui.select_from_url("model", "selected_model", refs, "Model", aliases=latest_refs)
 if st.session_state.get("selected_model") not in refs:
     st.session_state["selected_model"] = refs[0]
 ref = st.selectbox("Model", refs, key="selected_model")

@@ -336,11 +336,13 @@ def run_monitor(run) -> None:
             ]
         ),
         hide_index=True,
+        column_config={"Outputs": st.column_config.TextColumn(width="large"), "Error": st.column_config.TextColumn(width="medium")},
     )
     links = [link for step in run.steps for link in ui.step_links(step)]
     if links:
-        for column, (label, target, query) in zip(st.columns(len(links)), links):
-            column.page_link(target, label=label, query_params=query)
+        st.markdown("**Open what the run produced**")
+        for label, target, query in links:
+            st.page_link(target, label=label, query_params=query)
     with st.expander("Step outputs as JSON"):
         st.json({step.name: step.outputs for step in run.steps}, expanded=1)
     if run.parameters:

@@ -73,8 +73,9 @@ def test_page_submits_run_to_completion(workspace: opml.Workspace, sample_csv: P
     assert "AUC_weighted" in summaries[2]
     links = {link.proto.label: (link.proto.page, link.proto.query_string) for link in app.get("page_link")}
     automl_run = finished.steps[1].outputs["automl_run"]
-    assert links[f"AutoML run {automl_run[:8]}"] == ("automl_runs", f"run={automl_run}")
+    assert links[f"AutoML run {automl_run}"] == ("automl_runs", f"run={automl_run}")
     assert links[f"Model {model}"] == ("models", f"model={model.replace(':', '%3A')}")
+    assert links["Training split bm-small-train:1"] == ("datasets", "dataset=bm-small-train%3A1")
 
 
 def test_publish_starts_the_api_server_and_shows_snippets(workspace: opml.Workspace, sample_csv: Path) -> None:

@@ -267,6 +267,10 @@ def test_name_endpoint_follows_the_newest_active_version(api) -> None:
     assert fallback.json()["PipelineVersion"] == 1
     assert none_active.status_code == 404
     assert "No Active published pipeline is named 'Bankmarketing Train'" in none_active.json()["error"]
+    assert "enable one with: opml pipelines enable " in none_active.json()["error"]
+    unknown = requests.post(workspace.api.name_endpoint("Nope"), headers=auth_header, json={}, timeout=30)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"].startswith("No published pipeline is named 'Nope'; list them with:")
     for response in (newest, fallback):
         workspace.pipelines.cancel(response.json()["Id"])
 

@@ -228,11 +228,16 @@ class PipelineService:
             )
         if default is None:
             default = next((item for item in rows if item["status"] == "Active"), None)
-        if default is None:
+        if default is not None:
+            return to_published(default, self.api.endpoint(default["id"]))
+        if rows:
             raise NotFoundError(
-                f"No Active published pipeline is named {name!r}; publish it with: opml pipelines publish {name!r}"
+                f"No Active published pipeline is named {name!r}: its {len(rows)} publication(s) are Disabled; "
+                f"enable one with: opml pipelines enable {rows[0]['id']}"
             )
-        return to_published(default, self.api.endpoint(default["id"]))
+        if any(item.name == name for item in self.list()):
+            raise NotFoundError(f"Pipeline {name!r} is not published; publish it with: opml pipelines publish {name!r}")
+        raise NotFoundError(f"No published pipeline is named {name!r}; list them with: opml pipelines list --published")
 
     def set_default(self, published_id: str) -> PublishedPipeline:
         """Make an Active publication the one its name's endpoint runs, also after newer versions are published."""
