@@ -390,7 +390,7 @@ def models_list(as_json: bool) -> None:
     for model in items:
         metric = f"{model.primary_metric} {model.metrics[model.primary_metric]:.4f}"
         click.echo(
-            f"{model.ref:<30}{model.algorithm:<20}{metric:<34}{model.dataset_name}:{model.dataset_version:<10}"
+            f"{model.ref:<30}{model.algorithm:<20}{metric:<34}{model.dataset_name + ':' + str(model.dataset_version):<22}"
             f"  {model.created_at:%Y-%m-%d %H:%M}"
         )
 
@@ -747,12 +747,23 @@ def benchmark_show(benchmark_id: str, as_json: bool) -> None:
     _print_benchmark(result)
 
 
+def _failure_breakdown(failures: dict) -> str:
+    """Format the failure counts that are not zero, such as ``  (HTTP 503: 4, timeout: 1)``."""
+    # ab reports only a total of non-2xx responses, stored under the status "any".
+    parts = [
+        f"non-2xx: {count}" if status == "any" else f"HTTP {status}: {count}"
+        for status, count in failures.get("non_2xx", {}).items()
+    ]
+    parts += [f"{kind}: {failures[kind]}" for kind in ("timeout", "connection") if failures.get(kind)]
+    return f"  ({', '.join(parts)})" if parts else ""
+
+
 def _print_benchmark(result) -> None:
     summary = result.summary
     click.echo(f"{result.id} ({result.tool}) against {result.deployment or result.scoring_uri}")
-    click.echo(f"  equivalent ab command:        {result.command}")
+    click.echo(f"  equivalent ab command:        {result.command}  (with the request body in data.json)")
     click.echo(f"  complete requests:            {summary['complete_requests']}")
-    click.echo(f"  failed requests:              {summary['failed_requests']}  {summary['failures']}")
+    click.echo(f"  failed requests:              {summary['failed_requests']}{_failure_breakdown(summary['failures'])}")
     click.echo(f"  requests per second:          {summary['requests_per_second']:.2f}")
     click.echo(f"  time per request:             {summary['time_per_request_ms']:.3f} ms (mean)")
     click.echo(f"  time per request:             {summary['time_per_request_all_ms']:.3f} ms (mean, across all concurrent requests)")

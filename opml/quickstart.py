@@ -99,14 +99,16 @@ def _register_model(workspace, tour: Tour) -> str:
 
 def _deploy(workspace, tour: Tour) -> str:
     name, version = tour.model_ref.split(":")
-    existing = [item.name for item in workspace.deployments.list()]
-    if DEPLOYMENT_NAME in existing:
+    existing = next((item for item in workspace.deployments.list() if item.name == DEPLOYMENT_NAME), None)
+    if existing is not None:
         deployment = workspace.deployments.update(DEPLOYMENT_NAME, model_version=int(version), model_name=name)
+        change = f"updated from {existing.model_ref} to {deployment.model_ref}"
     else:
         deployment = workspace.deployments.deploy(name, DEPLOYMENT_NAME, model_version=int(version))
+        change = f"created with {deployment.model_ref}"
     if deployment.state != "Healthy":
         raise OpmlError(f"Deployment {DEPLOYMENT_NAME} is {deployment.state}: {deployment.error}")
-    return f"{DEPLOYMENT_NAME} is {deployment.state} at {deployment.scoring_uri}"
+    return f"{DEPLOYMENT_NAME} {change}, {deployment.state} at {deployment.scoring_uri}"
 
 
 def _score(workspace) -> str:

@@ -277,9 +277,14 @@ class PipelineStep:
             return f"{outputs['primary_metric']} {outputs['score']:.4f} on {outputs['evaluated_on']}"
         if self.name == "register" and "model" in outputs:
             return f"registered {outputs['model']}"
+        if self.name == "deploy" and outputs.get("action") == "not deployed":
+            serving = f", still serving {outputs['serving']}" if outputs.get("serving") else ""
+            return f"{outputs['deployment']} not deployed ({outputs['reason']}){serving}"
         if self.name == "deploy" and "action" in outputs:
-            served = f", scoring URI {outputs['scoring_uri']}" if outputs.get("scoring_uri") else ""
-            return f"{outputs['deployment']} {outputs['action']} ({outputs['reason']}){served}"
+            return (
+                f"{outputs['deployment']} {outputs['action']}, serving {outputs['serving']} ({outputs['reason']}), "
+                f"scoring URI {outputs['scoring_uri']}"
+            )
         return ""
 
 

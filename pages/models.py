@@ -46,6 +46,10 @@ st.markdown(
     f"**{model.algorithm}**, trained on dataset `{model.dataset_name}:{model.dataset_version}` "
     f"by run `{model.run_id}` (child run {model.child_iteration})"
 )
+dataset_link, run_link = st.columns(2)
+dataset_ref = f"{model.dataset_name}:{model.dataset_version}"
+dataset_link.page_link("pages/datasets.py", label=f"Dataset {dataset_ref}", query_params={"dataset": dataset_ref})
+run_link.page_link("pages/automl_runs.py", label=f"AutoML run {model.run_id}", query_params={"run": model.run_id})
 if model.description:
     st.markdown(model.description)
 st.caption(f"sha256 `{model.sha256}` · registered {model.created_at:%Y-%m-%d %H:%M:%S} UTC")

@@ -289,7 +289,16 @@ def test_cli_benchmark_run_list_show(deployed, tmp_path: Path) -> None:
     assert results[0]["summary"]["complete_requests"] == 50
     assert results[0]["id"] in [item["id"] for item in json.loads(listed.stdout)]
     assert "requests per second:" in shown.stdout
+    assert "failed requests:              0\n" in shown.stdout
     assert too_many.returncode == 1
     assert "Concurrency 5 is above the number of requests 2" in too_many.stderr
     assert bad_payload.returncode == 1
     assert "is not JSON" in bad_payload.stderr
+
+
+def test_cli_failure_breakdown_lists_nonzero_counts() -> None:
+    from opml.cli import _failure_breakdown
+
+    assert _failure_breakdown({"non_2xx": {"503": 4}, "timeout": 1, "connection": 0}) == "  (HTTP 503: 4, timeout: 1)"
+    assert _failure_breakdown({"non_2xx": {"any": 2}, "timeout": 0, "connection": 3}) == "  (non-2xx: 2, connection: 3)"
+    assert _failure_breakdown({"non_2xx": {}, "timeout": 0, "connection": 0}) == ""

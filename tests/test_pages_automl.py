@@ -102,6 +102,9 @@ def test_runs_and_models_pages_open_links(trained_workspace, monkeypatch) -> Non
     assert runs_page.selectbox(key="selected_run").value == run.id
     assert models_page.selectbox(key="selected_model").value == "link-model:1"
     assert models_page.subheader[0].value == "link-model:1"
+    lineage = {link.proto.label: link.proto.query_string for link in models_page.get("page_link")}
+    assert lineage[f"AutoML run {run.id}"] == f"run={run.id}"
+    assert lineage["Dataset bm-small:1"] == "dataset=bm-small%3A1"
     by_name = open_page("pages/models.py", {"model": "link-model"})
     assert by_name.selectbox(key="selected_model").value == "link-model:1"
     models_page.selectbox(key="selected_model").select("link-newer:1").run()

@@ -234,7 +234,7 @@ def test_step_summaries_name_the_outputs(pipeline_runs) -> None:
     assert steps["automl"].summary.startswith(f"{automl['automl_run']}: best child run {automl['best_iteration']} (")
     assert steps["evaluate"].summary == f"AUC_weighted {evaluation['score']:.4f} on bm-small-test:1"
     assert steps["register"].summary == f"registered {steps['register'].outputs['model']}"
-    assert steps["deploy"].summary.startswith("bm-pipeline created (")
+    assert steps["deploy"].summary.startswith(f"bm-pipeline created, serving {steps['register'].outputs['model']} (")
     assert steps["deploy"].summary.endswith(f"scoring URI {steps['deploy'].outputs['scoring_uri']}")
 
 

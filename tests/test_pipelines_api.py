@@ -117,7 +117,7 @@ def test_revoked_token_is_401(api) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"ParameterAssignments": {"budget": 5}}, "Unknown pipeline parameters budget"),
+        ({"ParameterAssignments": {"budget": 5}}, "Unknown pipeline parameter budget:"),
         ({"ParameterAssignments": {"test_fraction": "half"}}, "Invalid value 'half' for test_fraction"),
         ({"ParameterAssignments": {"deploy_condition": "sometimes"}}, "Invalid deploy condition 'sometimes'"),
         ({"ParameterAssignments": {"dataset_name": "missing"}}, "Dataset 'missing' not found"),

@@ -116,6 +116,7 @@ def test_quickstart_runs_the_whole_workflow(tmp_path: Path) -> None:
     steps = [line for line in lines if line.startswith("[")]
     assert [line.split("]")[0] + "]" for line in steps] == [f"[{number}/9]" for number in range(1, 10)]
     assert "bankmarketing:1, 32,950 rows" in steps[0]
+    assert "bankmarketing-service created with bankmarketing-model:1, Healthy at http://127.0.0.1:" in steps[3]
     assert "HTTP 200, predictions [" in steps[4]
     assert "100 requests" in steps[5]
     assert "0 failed" in steps[5]

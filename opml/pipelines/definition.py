@@ -235,7 +235,8 @@ class PipelineDefinition:
         unknown = sorted(set(assignments) - set(PARAMETERS))
         if unknown:
             raise OpmlError(
-                f"Unknown pipeline parameters {', '.join(unknown)}: the parameters are {', '.join(PARAMETERS)}."
+                f"Unknown pipeline parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                f"the parameters are {', '.join(PARAMETERS)}."
             )
         data = copy.deepcopy(self.to_dict())
         for name, value in assignments.items():

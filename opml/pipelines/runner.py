@@ -5,7 +5,7 @@ every step's status and outputs. A failed step fails the run with its
 reason, and the steps after it are Skipped. A cancel request takes effect
 between steps, while the AutoML step waits for its run, and in the deploy
 step until it starts to change the deployment. A later request cannot undo
-the deployment, so the run completes and its log says so.
+the deployment, so the run completes and its log records the late request.
 """
 
 from __future__ import annotations
