@@ -107,11 +107,19 @@ def select_from_url(
     if value in options:
         st.session_state[key] = value
     else:
-        st.warning(f"{noun} {value!r} from the link was not found; choose one of the {len(options)} below.")
+        warn_of_missing_link(parameter, f"{noun} {value!r} from the link was not found; choose one of the {len(options)} below.")
+
+
+def warn_of_missing_link(parameter: str, message: str) -> None:
+    """Show ``message`` and leave the URL as it is for this run, so a reload shows the warning again."""
+    st.warning(message)
+    st.session_state[f"url_{parameter}_missing"] = True
 
 
 def show_in_url(parameter: str, value: object) -> None:
-    """Put the selected value in the URL's query ``parameter``."""
+    """Put the selected value in the URL's query ``parameter``, unless the URL named something missing in this run."""
+    if st.session_state.pop(f"url_{parameter}_missing", False):
+        return
     st.query_params[parameter] = str(value)
     st.session_state[f"url_{parameter}"] = str(value)
 

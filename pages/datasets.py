@@ -108,12 +108,12 @@ if requested is not None:
     requested_name, _, requested_version = requested.partition(":")
     known = {item.name: item.versions for item in datasets}
     if requested_name not in known:
-        st.warning(f"Dataset {requested!r} from the link was not found; choose one of the {len(names)} below.")
+        ui.warn_of_missing_link("dataset", f"Dataset {requested!r} from the link was not found; choose one of the {len(names)} below.")
     else:
         st.session_state["dataset_name"] = requested_name
         st.session_state["dataset_version"] = int(requested_version) if requested_version.isdigit() else None
         if requested_version and st.session_state["dataset_version"] not in known[requested_name]:
-            st.warning(f"Dataset version {requested!r} from the link was not found; showing the latest version.")
+            ui.warn_of_missing_link("dataset", f"Dataset version {requested!r} from the link was not found; showing the latest version.")
 previous = st.session_state.get("dataset_name")
 if previous not in names:
     if previous is not None:

@@ -192,3 +192,6 @@ def test_datasets_page_warns_of_unknown_link(workspace: opml.Workspace) -> None:
     assert missing_name.selectbox(key="dataset_name").value == "alpha"
     assert "Dataset version 'alpha:7' from the link was not found" in missing_version.warning[0].value
     assert missing_version.selectbox(key="dataset_version").value == 1
+    assert missing_name.query_params["dataset"] == "gone:1"
+    missing_name.run()
+    assert missing_name.query_params["dataset"] == "alpha:1"
