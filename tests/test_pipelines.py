@@ -335,6 +335,10 @@ def test_killed_runner_fails_the_run(pipeline_runs) -> None:
 
     run = workspace.pipelines.submit(PIPELINE, parameters={"experiment_timeout_seconds": 120})
     wait_for_step(workspace, run.id, "automl", "Running")
+    # The step records its AutoML run's id just after it submits the run, so wait for that too.
+    deadline = time.monotonic() + 60
+    while "automl_run" not in workspace.pipelines.get_run(run.id).steps[1].outputs and time.monotonic() < deadline:
+        time.sleep(0.2)
     pid = workspace.pipelines.repository.active_run_rows()[0]["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
