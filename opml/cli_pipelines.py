@@ -279,13 +279,14 @@ def _follow(workspace, run_id: str) -> PipelineRun:
 
 @pipelines.group("runs", invoke_without_command=True)
 @click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
-def pipelines_runs(context: click.Context, pipeline: str | None, as_json: bool) -> None:
+def pipelines_runs(context: click.Context, pipeline: str | None, limit: int, as_json: bool) -> None:
     """List pipeline runs, newest first; subcommands show, cancel and read logs of one run."""
     if context.invoked_subcommand is not None:
         return
-    items = opml.connect().pipelines.list_runs(pipeline=pipeline)
+    items = opml.connect().pipelines.list_runs(limit=limit, pipeline=pipeline)
     if as_json:
         _print_json([_to_jsonable(item) for item in items])
         return
@@ -298,6 +299,8 @@ def pipelines_runs(context: click.Context, pipeline: str | None, as_json: bool) 
         click.echo(
             f"{run.id:<24}  {run.status:<9}  {run.pipeline_ref:<30}  {run.created_at:%Y-%m-%d %H:%M:%S}  {duration:<8}  {run.trigger}"
         )
+    if len(items) == limit:
+        click.echo(f"(showing the newest {limit}; --limit N lists more)", err=True)
 
 
 @pipelines_runs.command("show")

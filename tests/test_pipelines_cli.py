@@ -46,6 +46,10 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
     assert run["parameters"] == {"model_name": "cli-override"}
     assert "register Completed" in triggered.stderr
     assert run["id"] in check(run_opml(home, "pipelines", "runs"))
+    limited = run_opml(home, "pipelines", "runs", "--limit", "1")
+    assert run["id"] in check(limited)
+    assert "(showing the newest 1; --limit N lists more)" in limited.stderr
+    assert "Invalid value for '--limit': 0 is not in the range x>=1" in run_opml(home, "pipelines", "runs", "--limit", "0").stderr
     assert "registered cli-override:1" in check(run_opml(home, "pipelines", "runs", "show", run["id"]))
 
     secret = check(run_opml(home, "api", "token", "create", "ci")).strip()
