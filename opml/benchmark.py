@@ -192,7 +192,10 @@ class BenchmarkService:
         if not scoring_uri:
             raise OpmlError("Give a deployment or a scoring URI to load-test.")
         if payload is None:
-            raise OpmlError("Give a payload (a JSON request body) for a scoring URI opml does not manage.")
+            raise OpmlError(
+                f"Missing payload for {scoring_uri}: give a JSON request body (--payload FILE or --rows-from DATASET "
+                "in the CLI), or name the deployment instead of its URI so opml takes its example."
+            )
         return LoadSettings(scoring_uri=scoring_uri, key=key, payload=payload, **load).validate(), context
 
     def run(

@@ -712,6 +712,13 @@ def benchmark_run(deployment, uri, key, payload_file, rows_from, rows, request_c
         return
     for result in results:
         _print_benchmark(result)
+        failed = result.summary["failed_requests"]
+        if failed:
+            click.echo(
+                f"warning: {failed} failed requests {_failure_breakdown(result.summary['failures']).strip()}; "
+                "check the key, the payload and the deployment's logs.",
+                err=True,
+            )
 
 
 @benchmark.command("list")

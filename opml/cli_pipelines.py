@@ -332,7 +332,10 @@ def pipelines_runs_show(run_id: str, as_json: bool) -> None:
 def pipelines_runs_cancel(run_id: str) -> None:
     """Cancel a Queued or Running pipeline run and its AutoML run."""
     run = opml.connect().pipelines.cancel(run_id)
-    click.echo(f"Cancel requested for {run.id} ({run.status})")
+    click.echo(
+        f"Cancel requested for {run.id} ({run.status}); follow it with: opml pipelines runs show {run.id}. "
+        "A deploy step that has started to change its deployment still completes."
+    )
 
 
 @pipelines_runs.command("logs")

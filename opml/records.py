@@ -260,7 +260,7 @@ class PipelineStep:
 
     @property
     def summary(self) -> str:
-        """Describe the step's outputs in one line, such as ``registered bm-model:3``, or return "" when it has none."""
+        """Describe the step's outputs in one line, such as ``registered bm-model:3``, or a Skipped step's reason; "" without outputs."""
         outputs = self.outputs
         if self.name == "dataset" and "dataset" in outputs:
             splits = [outputs[key] for key in ("train_dataset", "test_dataset") if outputs.get(key)]
@@ -285,7 +285,7 @@ class PipelineStep:
                 f"{outputs['deployment']} {outputs['action']}, serving {outputs['serving']} ({outputs['reason']}), "
                 f"scoring URI {outputs['scoring_uri']}"
             )
-        return ""
+        return outputs.get("reason", "")
 
 
 @dataclass(frozen=True)

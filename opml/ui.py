@@ -81,6 +81,11 @@ def show_flash() -> None:
         st.success(message)
 
 
+def escape_markdown(text: str) -> str:
+    """Escape the characters Markdown would read as formatting, such as the underscores of run ids."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
+
+
 def requested_in_url(parameter: str) -> str | None:
     """Return the URL's query ``parameter`` when it differs from the value the page last showed, else None.
 

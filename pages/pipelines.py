@@ -47,7 +47,10 @@ else:
     if button_column.button("Start API server"):
         ui.act(workspace.api.ensure_running, "Started the API server.")
 
-pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(["Pipelines", "Runs", "Schedules", "Tokens"])
+# Keyed, so a rerun that adds a message above the tabs keeps the selected tab.
+pipelines_tab, runs_tab, schedules_tab, tokens_tab = st.tabs(
+    ["Pipelines", "Runs", "Schedules", "Tokens"], key="pipelines_page_tab", on_change="rerun"
+)
 
 
 def definition_form(datasets) -> None:
@@ -329,20 +332,23 @@ def run_monitor(run) -> None:
             [
                 {"Step": step.name, "Status": step.status,
                  "Duration (s)": "" if step.duration_s is None else f"{step.duration_s:.1f}",
-                 "Reused from": step.reused_from or "",
-                 "Outputs": step.summary,
-                 "Error": step.error or ""}
+                 "Reused from": step.reused_from or ""}
                 for step in run.steps
             ]
         ),
         hide_index=True,
-        column_config={"Outputs": st.column_config.TextColumn(width="large"), "Error": st.column_config.TextColumn(width="medium")},
     )
+    # A list rather than table cells, so long summaries and errors wrap instead of being cut.
+    st.markdown("\n".join(
+        f"{step.position + 1}. **{step.name}**: {ui.escape_markdown(step.summary or step.status)}"
+        + (f" · error: {ui.escape_markdown(step.error)}" if step.error else "")
+        for step in run.steps
+    ))
     links = [link for step in run.steps for link in ui.step_links(step)]
     if links:
         st.markdown("**Open what the run produced**")
         for label, target, query in links:
-            st.page_link(target, label=label, query_params=query)
+            st.page_link(target, label=label, query_params=query, icon=":material/arrow_forward:")
     with st.expander("Step outputs as JSON"):
         st.json({step.name: step.outputs for step in run.steps}, expanded=1)
     if run.parameters:
@@ -350,7 +356,7 @@ def run_monitor(run) -> None:
     if run.is_active and st.button("Cancel run"):
         ui.act(lambda: service.cancel(run.id), f"Cancel requested for {run.id}.")
     log_step = st.selectbox("Log", ["run", "dataset", "automl", "evaluate", "register", "deploy"], key="pipeline_log_step")
-    st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log")
+    st.code(service.logs(run.id, None if log_step == "run" else log_step, tail=200) or "(empty)", language="log", wrap_lines=True)
 
 
 with runs_tab:

@@ -284,6 +284,10 @@ def test_cli_benchmark_run_list_show(deployed, tmp_path: Path) -> None:
     not_json = tmp_path / "body.json"
     not_json.write_text("{")
     bad_payload = run("run", "--deployment", deployment.name, "--payload", str(not_json))
+    body = tmp_path / "data.json"
+    body.write_text(json.dumps(SCORING_EXAMPLE))
+    wrong_key = run("run", "--uri", deployment.scoring_uri, "--key", "wrong", "--payload", str(body), "-n", "5")
+    no_payload = run("run", "--uri", deployment.scoring_uri, "-n", "5")
 
     assert ran.returncode == 0, ran.stderr
     assert results[0]["summary"]["complete_requests"] == 50
@@ -294,6 +298,10 @@ def test_cli_benchmark_run_list_show(deployed, tmp_path: Path) -> None:
     assert "Concurrency 5 is above the number of requests 2" in too_many.stderr
     assert bad_payload.returncode == 1
     assert "is not JSON" in bad_payload.stderr
+    assert wrong_key.returncode == 0, wrong_key.stderr
+    assert "warning: 5 failed requests (HTTP 401: 5); check the key" in wrong_key.stderr
+    assert no_payload.returncode == 1
+    assert f"Missing payload for {deployment.scoring_uri}: give a JSON request body (--payload FILE" in no_payload.stderr
 
 
 def test_cli_failure_breakdown_lists_nonzero_counts() -> None:

@@ -68,9 +68,10 @@ def test_page_submits_run_to_completion(workspace: opml.Workspace, sample_csv: P
 
     finished = workspace.pipelines.get_run(run.id)
     model = finished.steps[3].outputs["model"]
-    summaries = steps_table.value["Outputs"].tolist()
-    assert summaries[3] == f"registered {model}"
-    assert "AUC_weighted" in summaries[2]
+    summaries = next(item.value for item in app.markdown if item.value.startswith("1. **dataset**")).splitlines()
+    assert summaries[3] == f"4. **register**: registered {model}"
+    assert summaries[2].startswith("3. **evaluate**: AUC\\_weighted ")
+    assert summaries[4] == "5. **deploy**: No deployment is configured; the pipeline ends with the registered model."
     links = {link.proto.label: (link.proto.page, link.proto.query_string) for link in app.get("page_link")}
     automl_run = finished.steps[1].outputs["automl_run"]
     assert links[f"AutoML run {automl_run}"] == ("automl_runs", f"run={automl_run}")

@@ -311,6 +311,7 @@ def test_cancel_stops_the_automl_step(pipeline_runs) -> None:
     assert workspace.runs.wait(automl.outputs["automl_run"], timeout_s=30).status == "Canceled"
     with pytest.raises(OpmlError, match="already Canceled"):
         workspace.pipelines.cancel(run.id)
+    assert f"Pipeline run {run.id} canceled by request during step automl" in workspace.pipelines.logs(run.id)
 
 
 def test_cancel_before_deploy_keeps_deployments(pipeline_runs) -> None:

@@ -53,6 +53,7 @@ def execute(home: str, run_id: str) -> int:
 
     for position, step in enumerate(STEPS):
         if context.canceled:
+            log.info("Pipeline run %s canceled by request before step %s", run_id, step.name)
             repository.finish_run(run_id, "Canceled", "Canceled by request")
             return 0
         with step_log(repository.log_path(run_id, step.name)):
@@ -74,6 +75,7 @@ def execute(home: str, run_id: str) -> int:
                 repository.finish_step(run_id, position, "Skipped", outputs={"reason": str(skipped)})
                 outputs = {}
             except StepCanceled:
+                log.info("Pipeline run %s canceled by request during step %s", run_id, step.name)
                 repository.finish_step(run_id, position, "Canceled", error="Canceled by request")
                 repository.finish_run(run_id, "Canceled", "Canceled by request")
                 return 0

@@ -261,6 +261,8 @@ def deploy_step(context: StepContext) -> dict:
 
     if context.canceled:
         # The last point at which a cancel leaves the deployment as it was.
+        unchanged = f"it still serves {existing.model_ref}" if existing else "it was not created"
+        log.info("Canceled before changing deployment %s: %s", name, unchanged)
         raise StepCanceled()
     if existing is None:
         deployment = workspace.deployments.deploy(model_name, name, model_version=model_version)
