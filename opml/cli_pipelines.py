@@ -209,7 +209,8 @@ def pipelines_publish(ref: str, description: str, as_json: bool) -> None:
 @click.argument("published")
 def pipelines_disable(published: str) -> None:
     """Disable a published pipeline (by id or name): its endpoint returns 404 until enabled."""
-    item = opml.connect().pipelines.disable(published)
+    service = opml.connect().pipelines
+    item = service.disable(service.resolve_published_id(published))
     click.echo(f"{item.id} ({item.name}:{item.pipeline_version}) is {item.status}")
 
 
@@ -217,7 +218,8 @@ def pipelines_disable(published: str) -> None:
 @click.argument("published")
 def pipelines_enable(published: str) -> None:
     """Enable a disabled published pipeline (by id or name)."""
-    item = opml.connect().pipelines.enable(published)
+    service = opml.connect().pipelines
+    item = service.enable(service.resolve_published_id(published))
     click.echo(f"{item.id} ({item.name}:{item.pipeline_version}) is {item.status}")
 
 
@@ -226,7 +228,7 @@ def pipelines_enable(published: str) -> None:
 def pipelines_set_default(published_id: str) -> None:
     """Make the by-name endpoint run this Active publication, also after newer versions are published."""
     workspace = opml.connect()
-    item = workspace.pipelines.set_default(published_id)
+    item = workspace.pipelines.set_default(workspace.pipelines.resolve_published_id(published_id))
     click.echo(f"{workspace.api.name_endpoint(item.name) or 'The by-name endpoint'} runs {item.id} ({item.name}:{item.pipeline_version})")
 
 
@@ -248,6 +250,7 @@ def pipelines_trigger(ref: str, params: tuple[str, ...], experiment: str | None,
     """Start a run of a pipeline version or of a published pipeline, and print its id."""
     workspace = opml.connect()
     assignments = parse_assignments(params)
+    ref = workspace.pipelines.resolve_published_id(ref)
     if workspace.pipelines.is_published_id(ref):
         run = workspace.pipelines.submit_published(ref, parameters=assignments, experiment=experiment, trigger="cli")
     else:
@@ -363,7 +366,7 @@ def schedule_create(name: str, published: str, every: str | None, cron: str | No
     """Create a schedule; starts the API server when it is not running."""
     workspace = opml.connect()
     item = workspace.pipelines.create_schedule(
-        name, published, every=every, cron=cron, parameters=parse_assignments(params), experiment=experiment
+        name, workspace.pipelines.resolve_published_id(published), every=every, cron=cron, parameters=parse_assignments(params), experiment=experiment
     )
     workspace.api.ensure_running()
     click.echo(f"Schedule {item.name}: {item.recurrence}, next run {_when(item.next_run_at)}")

@@ -467,3 +467,16 @@ def test_submit_checks_label_and_dataset_version(pipeline_runs) -> None:
     assert label.value.status == 400
     assert version.value.status == 400
     assert len(workspace.pipelines.list_runs()) == before
+
+
+def test_published_id_prefixes_expand_when_unique(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    published = workspace.pipelines.publish(PIPELINE)
+    service = workspace.pipelines
+
+    assert service.resolve_published_id(published.id[:8]) == published.id
+    assert service.resolve_published_id(published.id) == published.id
+    assert service.resolve_published_id(published.id[:5]) == published.id[:5]
+    assert service.resolve_published_id(PIPELINE) == PIPELINE
+    assert service.resolve_published_id("ffffffffff") == "ffffffffff"

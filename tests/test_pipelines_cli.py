@@ -73,7 +73,7 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
         assert "is Paused" in check(run_opml(home, "pipelines", "schedule", "pause", "nightly"))
         assert check(run_opml(home, "pipelines", "schedule", "delete", "nightly", "--yes")).strip() == "Deleted schedule nightly"
 
-        pinned = check(run_opml(home, "pipelines", "set-default", published["id"]))
+        pinned = check(run_opml(home, "pipelines", "set-default", published["id"][:8]))
         assert pinned.strip().endswith(f"runs {published['id']} ({PIPELINE}:1)")
         assert " yes " in check(run_opml(home, "pipelines", "list", "--published"))
         check(run_opml(home, "pipelines", "clear-default", PIPELINE))

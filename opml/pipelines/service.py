@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+import string
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,9 @@ MAX_INTERVAL_S = 366 * 86400.0
 SPAWN_GRACE_S = 30.0
 """How long a run may stay without a recorded runner process before it counts as lost."""
 
+
+MIN_ID_PREFIX = 6
+"""The shortest prefix of a published pipeline id that the CLI expands."""
 
 def parse_interval(text: str) -> float:
     """Read ``30s``, ``15m``, ``2h`` or ``1d``; a bare number is rejected, since its unit is a guess."""
@@ -266,6 +270,20 @@ class PipelineService:
             to_published(row, None if base is None else f"{base}/pipelines/{row['id']}")
             for row in self.repository.list_published()
         ]
+
+    def resolve_published_id(self, reference: str) -> str:
+        """Expand a unique prefix of a published pipeline id, such as the 8 characters the dashboard shows.
+
+        Anything else comes back unchanged, so pipeline names keep working where they are accepted.
+        """
+        if len(reference) < MIN_ID_PREFIX or set(reference) - set(string.hexdigits.lower()):
+            return reference
+        if self.repository.get_published(reference) is not None or any(item.name == reference for item in self.list()):
+            return reference
+        matches = [row["id"] for row in self.repository.list_published() if row["id"].startswith(reference)]
+        if len(matches) > 1:
+            raise OpmlError(f"Published pipeline id prefix {reference!r} is ambiguous ({', '.join(matches)}); give more characters.")
+        return matches[0] if matches else reference
 
     def is_published_id(self, reference: str) -> bool:
         return self.repository.get_published(reference) is not None
