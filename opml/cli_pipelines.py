@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def pipelines_create(context: click.Context, name, yaml_path, dataset_ref, label
         if missing:
             pronoun = "it" if len(missing) == 1 else "them"
             raise OpmlError(f"Missing {', '.join(missing)}: give {pronoun}, or a definition with --from-yaml FILE.")
+        explicit_condition = context.get_parameter_source("deploy_when") == click.core.ParameterSource.COMMANDLINE
+        if not deployment and (explicit_condition or threshold is not None):
+            raise OpmlError(
+                "--deploy-when and --threshold apply to the deploy step: give --deployment NAME too, or leave them out."
+            )
         dataset_name, dataset_version = parse_dataset_ref(dataset_ref)
         if test_fraction is None:
             test_fraction = 0.0 if evaluate_dataset else 0.2
@@ -211,6 +217,12 @@ def pipelines_disable(published: str) -> None:
     """Disable a published pipeline (by id or name): its endpoint returns 404 until enabled."""
     service = opml.connect().pipelines
     item = service.disable(service.resolve_published_id(published))
+    if item.is_default:
+        click.echo(
+            f"warning: {item.id} is the default publication of {item.name}, so its by-name endpoint returns 404 "
+            f"until you enable it or run: opml pipelines clear-default {shlex.quote(item.name)}",
+            err=True,
+        )
     click.echo(f"{item.id} ({item.name}:{item.pipeline_version}) is {item.status}")
 
 

@@ -260,7 +260,7 @@ class PipelineStep:
 
     @property
     def summary(self) -> str:
-        """Describe the step's outputs in one line, such as ``registered bm-model:3``, or a Skipped step's reason; "" without outputs."""
+        """Describe the step's outputs in one line, such as ``registered bm-model:3``, or a Skipped step's reason, or "" without outputs."""
         outputs = self.outputs
         if self.name == "dataset" and "dataset" in outputs:
             splits = [outputs[key] for key in ("train_dataset", "test_dataset") if outputs.get(key)]

@@ -268,7 +268,12 @@ with pipelines_tab:
         ]
         st.caption(f"Status: {chosen.status}")
         experiment = service.definition(chosen.name, chosen.pipeline_version).experiment
-        if chosen.endpoint:
+        if chosen.status != "Active":
+            st.warning(
+                f"{chosen.name}:{chosen.pipeline_version} ({chosen.id[:8]}) is Disabled: its endpoint returns 404. "
+                "Enable it to run it."
+            )
+        elif chosen.endpoint:
             st.markdown(f"REST endpoint: `{chosen.endpoint}`")
             default = next((item for item in published_items if item.name == chosen.name and item.is_default), None)
             if default is None:
@@ -287,7 +292,11 @@ with pipelines_tab:
         toggle_column, default_column, run_column = st.columns(3)
         if chosen.status == "Active":
             if toggle_column.button("Disable"):
-                ui.act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.")
+                by_name = (
+                    f" As the default of {chosen.name}, it also makes the by-name endpoint return 404."
+                    if chosen.is_default else ""
+                )
+                ui.act(lambda: service.disable(chosen.id), f"Disabled {chosen.id}; its endpoint returns 404.{by_name}")
         elif toggle_column.button("Enable"):
             ui.act(lambda: service.enable(chosen.id), f"Enabled {chosen.id}.")
         if chosen.is_default:
@@ -295,7 +304,8 @@ with pipelines_tab:
                 ui.act(lambda: service.clear_default(chosen.name), f"The endpoint of {chosen.name} follows its newest Active publication.")
         elif default_column.button(
             "Make default", disabled=chosen.status != "Active",
-            help="The by-name endpoint runs this publication, also after newer versions are published.",
+            help="The by-name endpoint runs this publication, also after newer versions are published."
+            + ("" if chosen.status == "Active" else " Enable it first."),
         ):
             ui.act(lambda: service.set_default(chosen.id), f"The endpoint of {chosen.name} runs {chosen.id}.")
         if run_column.button("Submit run of the published pipeline", disabled=chosen.status != "Active"):

@@ -196,6 +196,8 @@ def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Work
         assert not app.exception, app.exception
         assert app.selectbox(key="selected_published").value == older.id
         assert workspace.pipelines.published(older.id).status == "Disabled"
+        assert any(f"({older.id[:8]}) is Disabled: its endpoint returns 404" in item.value for item in app.warning)
+        assert not any(block.value.startswith("import os") for block in app.code)
         assert workspace.pipelines.published(newer.id).status == "Active"
     finally:
         workspace.api.stop()

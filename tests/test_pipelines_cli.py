@@ -29,6 +29,11 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
         "--model-name", "cli-model", "--experiment", "cli-pipeline",
     ))
     assert created.strip() == f"Saved pipeline {PIPELINE}:1"
+    condition_only = run_opml(
+        home, "pipelines", "create", "No deploy", "--dataset", "bm-small", "--label", "y", "--model-name", "m", "--deploy-when", "always"
+    )
+    assert condition_only.returncode == 1
+    assert "--deploy-when and --threshold apply to the deploy step: give --deployment NAME too" in condition_only.stderr
     yaml_path = tmp_path / "pipeline.yaml"
     check(run_opml(home, "pipelines", "export", PIPELINE, "-o", str(yaml_path)))
     assert "label_column_name: y" in yaml_path.read_text()
@@ -76,6 +81,9 @@ def test_pipeline_commands_from_create_to_schedule(tmp_path: Path, sample_csv: P
         pinned = check(run_opml(home, "pipelines", "set-default", published["id"][:8]))
         assert pinned.strip().endswith(f"runs {published['id']} ({PIPELINE}:1)")
         assert " yes " in check(run_opml(home, "pipelines", "list", "--published"))
+        disabled_default = run_opml(home, "pipelines", "disable", published["id"])
+        assert f"warning: {published['id']} is the default publication of {PIPELINE}" in disabled_default.stderr
+        check(run_opml(home, "pipelines", "enable", published["id"]))
         check(run_opml(home, "pipelines", "clear-default", PIPELINE))
         assert " yes " not in check(run_opml(home, "pipelines", "list", "--published"))
         unknown = run_opml(home, "pipelines", "set-default", "no-such-id")

@@ -133,8 +133,8 @@ def automl_step(context: StepContext) -> dict:
     run = workspace.runs.submit_automl_run(
         name, context.definition.automl, version=version, experiment=context.definition.experiment
     )
-    # NOTE: a runner killed before the next line leaves an AutoML run that no pipeline step names,
-    # so the cleanup of the dead pipeline run cannot cancel it; it runs to the end of its budget.
+    # NOTE: no step names an AutoML run submitted by a runner killed before the next line.
+    # The cleanup of the dead pipeline run cannot cancel it, so it runs to the end of its budget.
     workspace.pipelines.repository.set_step_outputs(context.run_id, STEP_NAMES.index("automl"), {"automl_run": run.id})
     log.info("AutoML run %s submitted on %s", run.id, training_ref)
     while run.is_active:
