@@ -181,11 +181,15 @@ def test_saving_selects_the_new_version(workspace: opml.Workspace, sample_csv: P
     assert app.selectbox(key=f"pipeline_version_{PIPELINE}").value == 3
 
 
-def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Workspace, sample_csv: Path) -> None:
+def publish_twice(workspace: opml.Workspace, sample_csv: Path):
+    """Publish one pipeline version twice; return the older and the newer publication."""
     register_small(workspace, sample_csv)
     workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
-    older = workspace.pipelines.publish(PIPELINE)
-    newer = workspace.pipelines.publish(PIPELINE)
+    return workspace.pipelines.publish(PIPELINE), workspace.pipelines.publish(PIPELINE)
+
+
+def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Workspace, sample_csv: Path) -> None:
+    older, newer = publish_twice(workspace, sample_csv)
     app = open_page("pages/pipelines.py")
     try:
         app.selectbox(key="selected_published").set_value(older.id).run()
@@ -204,10 +208,7 @@ def test_disable_and_enable_act_on_the_selected_publication(workspace: opml.Work
 
 
 def test_make_default_pins_the_name_endpoint(workspace: opml.Workspace, sample_csv: Path) -> None:
-    register_small(workspace, sample_csv)
-    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
-    older = workspace.pipelines.publish(PIPELINE)
-    newer = workspace.pipelines.publish(PIPELINE)
+    older, newer = publish_twice(workspace, sample_csv)
     app = open_page("pages/pipelines.py")
     try:
         app.selectbox(key="selected_published").set_value(older.id).run()
