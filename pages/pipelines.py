@@ -354,6 +354,16 @@ def run_monitor(run) -> None:
         + (f" · error: {ui.escape_markdown(step.error)}" if step.error else "")
         for step in run.steps
     ))
+    automl_step = next(step for step in run.steps if step.name == "automl")
+    if automl_step.status == "Running" and "automl_run" in automl_step.outputs:
+        automl_run = workspace.runs.get(automl_step.outputs["automl_run"])
+        progress = automl_run.progress
+        best = "" if progress.best_metric is None else f", best {automl_run.primary_metric} {progress.best_metric:.4f}"
+        st.progress(
+            progress.fraction,
+            text=f"AutoML run {automl_run.id}: {progress.elapsed_s:.0f} of {progress.budget_s:.0f} s, "
+            f"{progress.child_runs} child runs{best}",
+        )
     links = [link for step in run.steps for link in ui.step_links(step)]
     if links:
         st.markdown("**Open what the run produced**")

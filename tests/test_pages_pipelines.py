@@ -225,3 +225,24 @@ def test_make_default_pins_the_name_endpoint(workspace: opml.Workspace, sample_c
         assert workspace.pipelines.endpoint_target(PIPELINE).id == newer.id
     finally:
         workspace.api.stop()
+
+
+def test_monitor_shows_automl_progress(workspace: opml.Workspace, sample_csv: Path) -> None:
+    register_small(workspace, sample_csv)
+    workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
+    run = workspace.pipelines.submit(PIPELINE, parameters={"experiment_timeout_seconds": 60})
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while "automl_run" not in workspace.pipelines.get_run(run.id).steps[1].outputs and time.monotonic() < deadline:
+            time.sleep(0.5)
+        automl_run = workspace.pipelines.get_run(run.id).steps[1].outputs["automl_run"]
+
+        app = open_page("pages/pipelines.py")
+
+        assert not app.exception, app.exception
+        (bar,) = app.get("progress")
+        assert bar.proto.text.startswith(f"AutoML run {automl_run}: ")
+        assert "of 60 s" in bar.proto.text
+    finally:
+        workspace.pipelines.cancel(run.id)
+        workspace.pipelines.wait(run.id, timeout_s=60)
