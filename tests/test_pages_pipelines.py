@@ -182,7 +182,7 @@ def test_saving_selects_the_new_version(workspace: opml.Workspace, sample_csv: P
 
 
 def publish_twice(workspace: opml.Workspace, sample_csv: Path):
-    """Publish one pipeline version twice; return the older and the newer publication."""
+    """Publish one pipeline version twice and return the older and the newer publication."""
     register_small(workspace, sample_csv)
     workspace.pipelines.create(PIPELINE, small_definition(deployment_name=None))
     return workspace.pipelines.publish(PIPELINE), workspace.pipelines.publish(PIPELINE)
