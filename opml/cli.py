@@ -767,8 +767,15 @@ def _failure_breakdown(failures: dict) -> str:
 
 def _print_benchmark(result) -> None:
     summary = result.summary
-    click.echo(f"{result.id} ({result.tool}) against {result.deployment or result.scoring_uri}")
+    click.echo(
+        f"{result.id} ({result.tool}) against {result.deployment or result.scoring_uri}, "
+        f"{result.created_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
     click.echo(f"  equivalent ab command:        {result.command}  (with the request body in data.json)")
+    if "payload_bytes" in result.settings:
+        click.echo(f"  request body:                 {result.settings['payload_bytes']:,} bytes")
+    if summary.get("wall_time_s") is not None:
+        click.echo(f"  time taken for tests:         {summary['wall_time_s']:.3f} s")
     click.echo(f"  complete requests:            {summary['complete_requests']}")
     click.echo(f"  failed requests:              {summary['failed_requests']}{_failure_breakdown(summary['failures'])}")
     click.echo(f"  requests per second:          {summary['requests_per_second']:.2f}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -294,6 +295,8 @@ def test_cli_benchmark_run_list_show(deployed, tmp_path: Path) -> None:
     assert results[0]["id"] in [item["id"] for item in json.loads(listed.stdout)]
     assert "requests per second:" in shown.stdout
     assert "failed requests:              0\n" in shown.stdout
+    assert "time taken for tests:" in shown.stdout
+    assert re.search(r"request body: +[1-9][\d,]* bytes\n", shown.stdout), shown.stdout
     assert too_many.returncode == 1
     assert "Concurrency 5 is above the number of requests 2" in too_many.stderr
     assert bad_payload.returncode == 1
