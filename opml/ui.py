@@ -217,6 +217,17 @@ def distribution_chart(column: ColumnProfile, height: int = 180) -> alt.Chart:
     )
 
 
+def automl_progress(run: Run) -> None:
+    """Show an active AutoML run's budget use, child runs and best metric so far as a progress bar."""
+    progress = run.progress
+    best = "" if progress.best_metric is None else f", best {run.primary_metric} {progress.best_metric:.4f}"
+    st.progress(
+        progress.fraction,
+        text=f"AutoML run {run.id} {run.status}: {progress.elapsed_s:.0f} of {progress.budget_s:.0f} s, "
+        f"{progress.child_runs} child runs{best}",
+    )
+
+
 def runs_table(runs: list[Run]) -> pd.DataFrame:
     """Build the runs table: one row per run with status, data, best metric and timing."""
     return pd.DataFrame(

@@ -80,12 +80,7 @@ def runs_table() -> None:
     st.subheader("Runs")
     for run in current:
         if run.is_active:
-            best = "" if run.progress.best_metric is None else f", best {run.primary_metric} {run.progress.best_metric:.4f}"
-            st.progress(
-                run.progress.fraction,
-                text=f"{run.id} {run.status}: {run.progress.elapsed_s:.0f} of {run.progress.budget_s:.0f} s, "
-                f"{run.progress.child_runs} child runs{best}",
-            )
+            ui.automl_progress(run)
     st.dataframe(ui.runs_table(current), hide_index=True)
     if not any(run.is_active for run in current) and any(run.is_active for run in runs):
         st.rerun()

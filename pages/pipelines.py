@@ -337,6 +337,7 @@ def run_monitor(run) -> None:
     if run.error:
         st.error(run.error)
     st.graphviz_chart(step_graph(run))
+
     st.dataframe(
         pd.DataFrame(
             [
@@ -356,14 +357,8 @@ def run_monitor(run) -> None:
     ))
     automl_step = next(step for step in run.steps if step.name == "automl")
     if automl_step.status == "Running" and "automl_run" in automl_step.outputs:
-        automl_run = workspace.runs.get(automl_step.outputs["automl_run"])
-        progress = automl_run.progress
-        best = "" if progress.best_metric is None else f", best {automl_run.primary_metric} {progress.best_metric:.4f}"
-        st.progress(
-            progress.fraction,
-            text=f"AutoML run {automl_run.id}: {progress.elapsed_s:.0f} of {progress.budget_s:.0f} s, "
-            f"{progress.child_runs} child runs{best}",
-        )
+        ui.automl_progress(workspace.runs.get(automl_step.outputs["automl_run"]))
+
     links = [link for step in run.steps for link in ui.step_links(step)]
     if links:
         st.markdown("**Open what the run produced**")
@@ -371,6 +366,7 @@ def run_monitor(run) -> None:
             st.page_link(target, label=label, query_params=query, icon=":material/arrow_forward:")
     with st.expander("Step outputs as JSON"):
         st.json({step.name: step.outputs for step in run.steps}, expanded=1)
+
     if run.parameters:
         st.caption(f"Parameter assignments: {json.dumps(run.parameters)}")
     if run.is_active and st.button("Cancel run"):

@@ -88,56 +88,57 @@ def choose_option(page, box: str, option: str, attempts: int = 5) -> None:
     pytest.fail(f"the option {option!r} of the box {box!r} did not open in {attempts} attempts")
 
 
-def test_datasets_page_lists_sample(dashboard: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def page() -> Iterator:
+    """Yield a new page of Debian's headless Chromium; the browser closes afterwards."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.goto(f"{dashboard}/datasets")
-
-            expect(page.get_by_role("heading", name="Datasets", exact=True)).to_be_visible(timeout=30_000)
-            listing = page.get_by_test_id("stDataFrame").first
-            # The data grid draws on a canvas; its accessible cells carry the text.
-            expect(listing.get_by_text("bankmarketing", exact=True)).to_be_attached(timeout=30_000)
-            expect(page.get_by_role("combobox", name="Dataset")).to_have_value("bankmarketing")
-            expect(page.get_by_test_id("stMetric").first).to_contain_text("32,950")
-            expect(page.get_by_text("Distributions")).to_be_visible()
-
-            page.goto(dashboard)
-            expect(page.get_by_role("heading", name="Recent activity")).to_be_visible(timeout=30_000)
-            expect(page.get_by_test_id("stMetric").first).to_contain_text("1")
+            yield browser.new_page()
         finally:
             browser.close()
 
 
-def test_pipelines_page_saves_a_pipeline(dashboard: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_datasets_page_lists_sample(dashboard: str, page) -> None:
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{dashboard}/pipelines")
+    page.goto(f"{dashboard}/datasets")
 
-            expect(page.get_by_role("heading", name="Pipelines", exact=True)).to_be_visible(timeout=30_000)
-            expect(page.get_by_role("tab", name="Schedules")).to_be_visible()
-            expect(page.get_by_label("Pipeline name").first).to_have_value("Bankmarketing Train")
-            page.get_by_role("button", name="Save pipeline").first.click()
+    expect(page.get_by_role("heading", name="Datasets", exact=True)).to_be_visible(timeout=30_000)
+    listing = page.get_by_test_id("stDataFrame").first
+    # The data grid draws on a canvas; its accessible cells carry the text.
+    expect(listing.get_by_text("bankmarketing", exact=True)).to_be_attached(timeout=30_000)
+    expect(page.get_by_role("combobox", name="Dataset")).to_have_value("bankmarketing")
+    expect(page.get_by_test_id("stMetric").first).to_contain_text("32,950")
+    expect(page.get_by_text("Distributions")).to_be_visible()
 
-            expect(page.get_by_text("Saved pipeline Bankmarketing Train:1.")).to_be_visible(timeout=30_000)
-            expect(page.get_by_role("button", name="Submit run")).to_be_visible()
-            expect(page.get_by_role("button", name="Publish")).to_be_visible()
-        finally:
-            browser.close()
+    page.goto(dashboard)
+    expect(page.get_by_role("heading", name="Recent activity")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stMetric").first).to_contain_text("1")
 
 
-def test_published_pipeline_buttons_act_on_the_selection(dashboard: str, tmp_path: Path) -> None:
+def test_pipelines_page_saves_a_pipeline(dashboard: str, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{dashboard}/pipelines")
+
+    expect(page.get_by_role("heading", name="Pipelines", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("tab", name="Schedules")).to_be_visible()
+    expect(page.get_by_label("Pipeline name").first).to_have_value("Bankmarketing Train")
+    page.get_by_role("button", name="Save pipeline").first.click()
+
+    expect(page.get_by_text("Saved pipeline Bankmarketing Train:1.")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Submit run")).to_be_visible()
+    expect(page.get_by_role("button", name="Publish")).to_be_visible()
+
+
+def test_published_pipeline_buttons_act_on_the_selection(dashboard: str, page, tmp_path: Path) -> None:
     import opml
     from opml.automl.settings import AutoMLSettings
     from opml.pipelines.definition import PipelineDefinition
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     workspace = opml.connect(tmp_path / "workspace")
     definition = PipelineDefinition(
@@ -146,25 +147,21 @@ def test_published_pipeline_buttons_act_on_the_selection(dashboard: str, tmp_pat
     workspace.pipelines.create("Bankmarketing Train", definition)
     older = workspace.pipelines.publish("Bankmarketing Train")
     newer = workspace.pipelines.publish("Bankmarketing Train")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{dashboard}/pipelines")
-            # This button is the last one on the tab, so once it shows the box above it is drawn.
-            expect(page.get_by_role("button", name="Submit run of the published pipeline")).to_be_visible(timeout=30_000)
-            choose_option(page, "Published pipeline", f"Bankmarketing Train:1 ({older.id[:8]})")
-            expect(page.get_by_role("combobox", name="Published pipeline")).to_have_value(
-                f"Bankmarketing Train:1 ({older.id[:8]})", timeout=30_000
-            )
-            expect(page.get_by_text("Status: Active")).to_be_visible(timeout=30_000)
+    try:
+        page.goto(f"{dashboard}/pipelines")
+        # This button is the last one on the tab, so once it shows the box above it is drawn.
+        expect(page.get_by_role("button", name="Submit run of the published pipeline")).to_be_visible(timeout=30_000)
+        choose_option(page, "Published pipeline", f"Bankmarketing Train:1 ({older.id[:8]})")
+        expect(page.get_by_role("combobox", name="Published pipeline")).to_have_value(
+            f"Bankmarketing Train:1 ({older.id[:8]})", timeout=30_000
+        )
+        expect(page.get_by_text("Status: Active")).to_be_visible(timeout=30_000)
 
-            for label, status in (("Disable", "Disabled"), ("Enable", "Active"), ("Disable", "Disabled")):
-                page.get_by_role("button", name=label, exact=True).click()
-                expect(page.get_by_text(f"Status: {status}")).to_be_visible(timeout=30_000)
+        for label, status in (("Disable", "Disabled"), ("Enable", "Active"), ("Disable", "Disabled")):
+            page.get_by_role("button", name=label, exact=True).click()
+            expect(page.get_by_text(f"Status: {status}")).to_be_visible(timeout=30_000)
 
-            assert workspace.pipelines.published(older.id).status == "Disabled"
-            assert workspace.pipelines.published(newer.id).status == "Active"
-        finally:
-            browser.close()
-            workspace.api.stop()
+        assert workspace.pipelines.published(older.id).status == "Disabled"
+        assert workspace.pipelines.published(newer.id).status == "Active"
+    finally:
+        workspace.api.stop()

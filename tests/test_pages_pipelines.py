@@ -241,7 +241,7 @@ def test_monitor_shows_automl_progress(workspace: opml.Workspace, sample_csv: Pa
 
         assert not app.exception, app.exception
         (bar,) = app.get("progress")
-        assert bar.proto.text.startswith(f"AutoML run {automl_run}: ")
+        assert bar.proto.text.startswith(f"AutoML run {automl_run} Running: ")
         assert "of 60 s" in bar.proto.text
     finally:
         workspace.pipelines.cancel(run.id)

@@ -1,9 +1,9 @@
 """The FastAPI app of the opml API server: published pipeline endpoints, run status and the scheduler.
 
 The pipeline and run routes need ``Authorization: Bearer <token>`` with a
-token from ``opml api token create``, and a non-empty body must be sent as
-``application/json``; the health check and the OpenAPI
-documentation (``/docs``, ``/openapi.json``) do not. The scheduler is a task in the
+token from ``opml api token create``. The health check and the OpenAPI
+documentation (``/docs``, ``/openapi.json``) need none. A non-empty request
+body must be sent as ``application/json``. The scheduler is a task in the
 server's event loop that fires due schedules once a second. The server runs
 one worker, so each due schedule fires once.
 """

@@ -253,7 +253,7 @@ class PipelineDefinition:
         return {name: data[step][key] for name, (step, key, _) in PARAMETERS.items()}
 
 
-# The type each AutoML setting has in YAML; None marks a setting that may be null.
+# The type each AutoML setting has in YAML, and whether it may be null.
 AUTOML_TYPES: dict[str, tuple[type, bool]] = {
     "label_column_name": (str, False),
     "primary_metric": (str, False),
